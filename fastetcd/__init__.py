@@ -1,0 +1,1 @@
+"""fastetcd: a fast, complete etcd v3 client for Python."""

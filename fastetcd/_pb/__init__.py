@@ -1,0 +1,1 @@
+"""Protobuf modules generated from ``protos/`` by ``scripts/gen_protos.py`` (do not edit)."""
