@@ -19,6 +19,7 @@ __all__ = [
     "ClientError",
     "InvalidArgumentError",
     "InvalidRequestError",
+    "ArgumentTypeError",
     "EmptyKeyError",
     "DecodeError",
     "ServerError",
@@ -121,6 +122,10 @@ class ClientError(EtcdError):
 
 class InvalidArgumentError(ClientError, ValueError):
     """A bad argument: wrong type, out of range, or a combination etcd would reject."""
+
+
+class ArgumentTypeError(InvalidArgumentError, TypeError):
+    """An argument of the wrong type (e.g. a key that is neither bytes nor str)."""
 
 
 class EmptyKeyError(InvalidArgumentError):

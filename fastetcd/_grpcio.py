@@ -1,0 +1,162 @@
+"""The grpcio transport (the reference transport): ``grpc.Channel`` for the blocking client,
+``grpc.aio.Channel`` for the asyncio one.
+
+Each method path is registered once per channel with no serializer and no deserializer:
+bytes in, bytes out. Encoding happens before the call and decoding after it, in the client,
+so a codec error never surfaces inside grpcio (which would turn it into an INTERNAL status).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from .errors import CancelledError, EtcdError, StatusCode, UnavailableError, from_status
+from ._transport import Metadata, TransportConfig, is_ip_literal
+
+__all__ = ["GrpcioTransport", "AioGrpcioTransport"]
+
+
+def _target(config: TransportConfig) -> str:
+    """The gRPC target string: the endpoint itself, or a static list of addresses."""
+    endpoints = config.endpoints
+    if len(endpoints) == 1:
+        return endpoints[0].address
+    addresses: list[tuple[int, str]] = []
+    for ep in endpoints:
+        if is_ip_literal(ep.host):
+            family = socket.AF_INET6 if ":" in ep.host else socket.AF_INET
+            addresses.append((family, ep.address))
+            continue
+        try:
+            infos = socket.getaddrinfo(ep.host, ep.port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise UnavailableError(f"cannot resolve endpoint {ep.address}: {exc}") from exc
+        for family, _, _, _, sockaddr in infos:
+            host = f"[{sockaddr[0]}]" if family == socket.AF_INET6 else sockaddr[0]
+            addresses.append((family, f"{host}:{ep.port}"))
+    family = addresses[0][0]
+    scheme = "ipv6" if family == socket.AF_INET6 else "ipv4"
+    unique = list(dict.fromkeys(addr for fam, addr in addresses if fam == family))
+    return f"{scheme}:{','.join(unique)}"
+
+
+def _options(config: TransportConfig) -> list[tuple[str, Any]]:
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", config.max_recv_bytes),
+        # The client checks sizes itself and raises RequestTooLargeError; leave gRPC a margin.
+        ("grpc.max_send_message_length", config.max_send_bytes + 1024),
+        # Retries are the client's decision (by RPC class), never gRPC's.
+        ("grpc.enable_retries", 0),
+    ]
+    if len(config.endpoints) > 1:
+        options.append(
+            ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]}))
+        )
+    if config.keepalive_time is not None:
+        options += [
+            ("grpc.keepalive_time_ms", int(config.keepalive_time * 1000)),
+            ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout * 1000)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0),
+        ]
+    options += list(config.grpc_options)
+    return options
+
+
+def _credentials(config: TransportConfig) -> grpc.ChannelCredentials | None:
+    if not config.endpoints[0].secure:
+        return None
+    return grpc.ssl_channel_credentials()
+
+
+def _error(exc: grpc.RpcError) -> EtcdError:
+    """Map a grpcio error to fastetcd's error tree."""
+    code = exc.code() if hasattr(exc, "code") else None
+    details = (exc.details() if hasattr(exc, "details") else None) or ""
+    number = code.value[0] if code is not None else StatusCode.UNKNOWN
+    return from_status(number, details)
+
+
+class GrpcioTransport:
+    """Blocking transport over one ``grpc.Channel`` (thread-safe)."""
+
+    def __init__(self, config: TransportConfig) -> None:
+        credentials = _credentials(config)
+        target, options = _target(config), _options(config)
+        if credentials is None:
+            self._channel = grpc.insecure_channel(target, options)
+        else:
+            self._channel = grpc.secure_channel(target, credentials, options)
+        self._methods: dict[str, grpc.UnaryUnaryMultiCallable] = {}
+        self._closed = False
+
+    def _method(self, path: str) -> grpc.UnaryUnaryMultiCallable:
+        method = self._channel.unary_unary(path, None, None, _registered_method=True)
+        self._methods[path] = method
+        return method
+
+    def unary(
+        self, method: str, request: bytes, timeout: float | None, metadata: Metadata = None
+    ) -> bytes:
+        """Send one request and return the response bytes (raises ``EtcdError``)."""
+        if self._closed:
+            raise CancelledError("the client is closed")
+        callable_ = self._methods.get(method) or self._method(method)
+        try:
+            response: bytes = callable_(request, timeout=timeout, metadata=metadata)
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+        except ValueError as exc:  # grpcio raises it for calls on a closed channel
+            if self._closed:
+                raise CancelledError("the client is closed") from exc
+            raise
+        return response
+
+    def close(self) -> None:
+        """Close the channel; calls in flight fail with ``CancelledError``."""
+        self._closed = True
+        self._channel.close()
+
+
+class AioGrpcioTransport:
+    """asyncio transport over one ``grpc.aio.Channel``."""
+
+    def __init__(self, config: TransportConfig) -> None:
+        credentials = _credentials(config)
+        target, options = _target(config), _options(config)
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(target, options)
+        else:
+            self._channel = grpc.aio.secure_channel(target, credentials, options)
+        self._methods: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
+        self._closed = False
+
+    def _method(self, path: str) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
+        method: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = self._channel.unary_unary(
+            path, None, None, _registered_method=True
+        )
+        self._methods[path] = method
+        return method
+
+    async def unary(
+        self, method: str, request: bytes, timeout: float | None, metadata: Metadata = None
+    ) -> bytes:
+        """Send one request and return the response bytes (raises ``EtcdError``)."""
+        if self._closed:
+            raise CancelledError("the client is closed")
+        callable_ = self._methods.get(method) or self._method(method)
+        try:
+            response: bytes = await callable_(request, timeout=timeout, metadata=metadata)
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+        return response
+
+    async def close(self) -> None:
+        """Close the channel; calls in flight fail with ``CancelledError``."""
+        self._closed = True
+        await self._channel.close()

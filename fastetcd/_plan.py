@@ -1,0 +1,215 @@
+"""Planning: each client operation becomes a :class:`Call` — the gRPC method path, the
+encoded request, the decoder of its response and whether it is safe to repeat.
+
+No I/O happens here. ``Client`` and ``AsyncClient`` are thin drivers that send a Call's
+bytes over their transport and decode the reply, so request building, validation and
+response decoding exist once. The functions below carry the public signatures and
+docstrings of the client methods of the same names (a parity test keeps them equal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Callable, Generic, TypeVar
+
+from . import _requests
+from ._impl import codec
+from ._requests import BytesLike
+from .kv import (
+    CompactResult,
+    DeleteResult,
+    KeyValue,
+    PutResult,
+    RangeResult,
+    SortOrder,
+    SortTarget,
+    TxnResult,
+)
+from .txn import Compare, Op, encode_txn
+
+__all__ = ["Call", "get", "range", "get_prefix", "put", "delete", "txn", "compact"]
+
+T = TypeVar("T")
+
+KV_RANGE = "/etcdserverpb.KV/Range"
+KV_PUT = "/etcdserverpb.KV/Put"
+KV_DELETE_RANGE = "/etcdserverpb.KV/DeleteRange"
+KV_TXN = "/etcdserverpb.KV/Txn"
+KV_COMPACT = "/etcdserverpb.KV/Compact"
+
+
+class Call(Generic[T]):
+    """One planned RPC: ``decode(transport.unary(method, request))`` is its result.
+
+    ``repeatable`` is True for requests that may be sent again after an ambiguous failure
+    (reads); writes are False (etcd's Go client: repeatable vs nonRepeatable).
+    """
+
+    __slots__ = ("method", "request", "decode", "repeatable")
+
+    def __init__(
+        self, method: str, request: bytes, decode: Callable[[bytes], T], repeatable: bool
+    ) -> None:
+        self.method = method
+        self.request = request
+        self.decode = decode
+        self.repeatable = repeatable
+
+    def __repr__(self) -> str:
+        return f"Call({self.method}, {len(self.request)} bytes, repeatable={self.repeatable})"
+
+
+def _first_kv(data: bytes) -> KeyValue | None:
+    kvs = codec.decode_range_response(data).kvs
+    return kvs[0] if kvs else None
+
+
+def get(key: BytesLike, *, revision: int = 0, serializable: bool = False) -> Call[KeyValue | None]:
+    """Return the :class:`KeyValue` of ``key``, or ``None`` if it does not exist.
+
+    ``revision``: read the key as it was at that revision (0 = latest); a compacted revision
+    raises ``CompactedError``, a future one ``FutureRevisionError``.
+    ``serializable``: answer from the contacted member's local state without a quorum read
+    (faster, possibly stale).
+    """
+    request = _requests.encode_range(key, revision=revision, serializable=serializable)
+    return Call(KV_RANGE, request, _first_kv, True)
+
+
+def range(  # noqa: A001 - the etcd name of the operation
+    key: BytesLike,
+    range_end: BytesLike | None = None,
+    *,
+    prefix: bool = False,
+    from_key: bool = False,
+    limit: int = 0,
+    revision: int = 0,
+    sort_target: SortTarget | str = SortTarget.KEY,
+    sort_order: SortOrder | str = SortOrder.NONE,
+    serializable: bool = False,
+    keys_only: bool = False,
+    count_only: bool = False,
+    min_mod_revision: int = 0,
+    max_mod_revision: int = 0,
+    min_create_revision: int = 0,
+    max_create_revision: int = 0,
+) -> Call[RangeResult]:
+    """Read a key or a range of keys; returns a :class:`RangeResult` (``kvs``, ``count``,
+    ``more``, ``header``).
+
+    The range is ``key`` alone, or ``[key, range_end)``, or every key starting with ``key``
+    (``prefix=True``; an empty key means all keys), or every key ``>= key``
+    (``from_key=True``). These three options are mutually exclusive.
+    ``limit``: at most this many keys (0 = no limit); ``more`` tells if more exist.
+    ``revision``: read at that revision (0 = latest). ``sort_target``/``sort_order``: a
+    :class:`SortTarget` and :class:`SortOrder` (or their names as str).
+    ``serializable``: local read without quorum. ``keys_only``: values are left empty.
+    ``count_only``: only ``count`` is returned. ``min/max_mod_revision`` and
+    ``min/max_create_revision`` filter the returned keys (they do not change ``count``).
+    """
+    request = _requests.encode_range(
+        key,
+        range_end,
+        prefix=prefix,
+        from_key=from_key,
+        limit=limit,
+        revision=revision,
+        sort_target=sort_target,
+        sort_order=sort_order,
+        serializable=serializable,
+        keys_only=keys_only,
+        count_only=count_only,
+        min_mod_revision=min_mod_revision,
+        max_mod_revision=max_mod_revision,
+        min_create_revision=min_create_revision,
+        max_create_revision=max_create_revision,
+    )
+    return Call(KV_RANGE, request, codec.decode_range_response, True)
+
+
+def get_prefix(
+    prefix: BytesLike,
+    *,
+    limit: int = 0,
+    revision: int = 0,
+    sort_target: SortTarget | str = SortTarget.KEY,
+    sort_order: SortOrder | str = SortOrder.NONE,
+    serializable: bool = False,
+    keys_only: bool = False,
+    count_only: bool = False,
+) -> Call[RangeResult]:
+    """Read every key starting with ``prefix`` (``range(prefix, prefix=True, ...)``);
+    the options are those of :meth:`range`."""
+    return range(
+        prefix,
+        prefix=True,
+        limit=limit,
+        revision=revision,
+        sort_target=sort_target,
+        sort_order=sort_order,
+        serializable=serializable,
+        keys_only=keys_only,
+        count_only=count_only,
+    )
+
+
+def put(
+    key: BytesLike,
+    value: BytesLike,
+    *,
+    lease: int = 0,
+    prev_kv: bool = False,
+    ignore_value: bool = False,
+    ignore_lease: bool = False,
+) -> Call[PutResult]:
+    """Set ``key`` to ``value``; returns a :class:`PutResult` (``header``, ``prev_kv``).
+
+    ``lease``: attach the key to that lease id (0 = none). ``prev_kv``: return the previous
+    key-value in ``prev_kv``. ``ignore_value``: keep the current value (``value`` must be
+    empty; the key must exist, else ``KeyNotFoundError``). ``ignore_lease``: keep the
+    current lease (``lease`` must be 0).
+    """
+    request = _requests.encode_put(
+        key, value, lease=lease, prev_kv=prev_kv, ignore_value=ignore_value, ignore_lease=ignore_lease
+    )
+    return Call(KV_PUT, request, codec.decode_put_response, False)
+
+
+def delete(
+    key: BytesLike,
+    range_end: BytesLike | None = None,
+    *,
+    prefix: bool = False,
+    from_key: bool = False,
+    prev_kv: bool = False,
+) -> Call[DeleteResult]:
+    """Delete a key or a range of keys; returns a :class:`DeleteResult` (``deleted``,
+    ``prev_kvs``, ``header``).
+
+    The range options are those of :meth:`range`. ``prev_kv``: return the deleted
+    key-values in ``prev_kvs``.
+    """
+    request = _requests.encode_delete(
+        key, range_end, prefix=prefix, from_key=from_key, prev_kv=prev_kv
+    )
+    return Call(KV_DELETE_RANGE, request, codec.decode_delete_range_response, False)
+
+
+def txn(
+    compare: Iterable[Compare] = (), success: Iterable[Op] = (), failure: Iterable[Op] = ()
+) -> Call[TxnResult]:
+    """Run a transaction: if every compare holds, the ``success`` ops run, else the
+    ``failure`` ops, atomically. Returns a :class:`TxnResult` (``succeeded``, ``responses``
+    with one result per op of the branch that ran, ``header``). Build compares and ops with
+    :mod:`fastetcd.txn`, e.g. ``txn([Value(b"k") == b"v"], [Put(b"k", b"w")], [Get(b"k")])``.
+    """
+    return Call(KV_TXN, encode_txn(compare, success, failure), codec.decode_txn_response, False)
+
+
+def compact(revision: int, *, physical: bool = False) -> Call[CompactResult]:
+    """Discard the key history before ``revision``; returns a :class:`CompactResult`.
+
+    ``physical``: return only once the compaction has been applied to the backend.
+    """
+    request = _requests.encode_compact(revision, physical)
+    return Call(KV_COMPACT, request, codec.decode_compaction_response, False)
