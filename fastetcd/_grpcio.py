@@ -15,8 +15,8 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from .errors import CancelledError, EtcdError, StatusCode, UnavailableError, from_status
 from ._transport import Metadata, TransportConfig, is_ip_literal
+from .errors import CancelledError, EtcdError, StatusCode, UnavailableError, from_status
 
 __all__ = ["GrpcioTransport", "AioGrpcioTransport"]
 
@@ -30,18 +30,19 @@ def _target(config: TransportConfig) -> str:
     for ep in endpoints:
         if is_ip_literal(ep.host):
             family = socket.AF_INET6 if ":" in ep.host else socket.AF_INET
-            addresses.append((family, ep.address))
+            addresses.append((int(family), ep.address))
             continue
         try:
             infos = socket.getaddrinfo(ep.host, ep.port, type=socket.SOCK_STREAM)
         except OSError as exc:
             raise UnavailableError(f"cannot resolve endpoint {ep.address}: {exc}") from exc
-        for family, _, _, _, sockaddr in infos:
-            host = f"[{sockaddr[0]}]" if family == socket.AF_INET6 else sockaddr[0]
-            addresses.append((family, f"{host}:{ep.port}"))
-    family = addresses[0][0]
-    scheme = "ipv6" if family == socket.AF_INET6 else "ipv4"
-    unique = list(dict.fromkeys(addr for fam, addr in addresses if fam == family))
+        for info_family, _, _, _, sockaddr in infos:
+            ip = str(sockaddr[0])
+            host = f"[{ip}]" if info_family == socket.AF_INET6 else ip
+            addresses.append((int(info_family), f"{host}:{ep.port}"))
+    first = addresses[0][0]
+    scheme = "ipv6" if first == socket.AF_INET6 else "ipv4"
+    unique = list(dict.fromkeys(addr for fam, addr in addresses if fam == first))
     return f"{scheme}:{','.join(unique)}"
 
 

@@ -21,9 +21,7 @@ def _flag(name: str) -> bool:
 def _load() -> tuple[ModuleType, bool]:
     if _flag("FASTETCD_NO_EXTENSIONS"):
         if _flag("FASTETCD_REQUIRE_EXTENSIONS"):
-            raise ImportError(
-                "FASTETCD_NO_EXTENSIONS and FASTETCD_REQUIRE_EXTENSIONS are both set"
-            )
+            raise ImportError("FASTETCD_NO_EXTENSIONS and FASTETCD_REQUIRE_EXTENSIONS are both set")
         from . import _codec_py
 
         return _codec_py, False

@@ -170,7 +170,12 @@ def put(
     current lease (``lease`` must be 0).
     """
     request = _requests.encode_put(
-        key, value, lease=lease, prev_kv=prev_kv, ignore_value=ignore_value, ignore_lease=ignore_lease
+        key,
+        value,
+        lease=lease,
+        prev_kv=prev_kv,
+        ignore_value=ignore_value,
+        ignore_lease=ignore_lease,
     )
     return Call(KV_PUT, request, codec.decode_put_response, False)
 

@@ -90,7 +90,11 @@ def _sort_target(value: object) -> int:
             return SortTarget[value.upper()]
         except KeyError:
             pass
-    elif isinstance(value, int) and not isinstance(value, bool) and value in SortTarget._value2member_map_:
+    elif (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value in SortTarget._value2member_map_
+    ):
         return int(value)
     raise InvalidArgumentError(f"invalid sort_target {value!r}: use a fastetcd.SortTarget")
 
@@ -101,7 +105,11 @@ def _sort_order(value: object) -> int:
             return SortOrder[value.upper()]
         except KeyError:
             pass
-    elif isinstance(value, int) and not isinstance(value, bool) and value in SortOrder._value2member_map_:
+    elif (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value in SortOrder._value2member_map_
+    ):
         return int(value)
     raise InvalidArgumentError(f"invalid sort_order {value!r}: use a fastetcd.SortOrder")
 

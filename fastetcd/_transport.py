@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Protocol, Union
+from typing import Optional, Protocol
 
 from .errors import ArgumentTypeError, InvalidArgumentError
 
@@ -117,7 +117,7 @@ class TransportConfig:
     keepalive_time: float | None = None
     keepalive_timeout: float = 20.0
     #: Extra gRPC channel options, for the grpcio transport.
-    grpc_options: tuple[tuple[str, Union[int, str]], ...] = field(default=())
+    grpc_options: tuple[tuple[str, int | str], ...] = field(default=())
 
 
 class Transport(Protocol):

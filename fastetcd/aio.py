@@ -48,9 +48,7 @@ class AsyncClient(ClientBase):
 
     async def _call(self, call: Call[T]) -> T:
         self._checked(call)
-        return call.decode(
-            await self._transport.unary(call.method, call.request, self._timeout)
-        )
+        return call.decode(await self._transport.unary(call.method, call.request, self._timeout))
 
     async def close(self) -> None:
         """Close the client's connections."""
@@ -60,7 +58,10 @@ class AsyncClient(ClientBase):
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 

@@ -209,7 +209,7 @@ class Op:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._pb == other._pb  # type: ignore[attr-defined]
+        return isinstance(other, Op) and type(other) is type(self) and self._pb == other._pb
 
     def __hash__(self) -> int:
         return hash(self._pb)
@@ -331,9 +331,7 @@ class Txn(Op):
         self._set(codec.OP_TXN, encode_txn(compare, success, failure))
 
 
-def encode_txn(
-    compare: Iterable[Compare], success: Iterable[Op], failure: Iterable[Op]
-) -> bytes:
+def encode_txn(compare: Iterable[Compare], success: Iterable[Op], failure: Iterable[Op]) -> bytes:
     """Validate the parts of a transaction and encode a TxnRequest."""
     if isinstance(compare, (Compare, Op)) or isinstance(success, Op) or isinstance(failure, Op):
         raise ArgumentTypeError("compare, success and failure must be lists, not single items")
@@ -345,7 +343,9 @@ def encode_txn(
                 "(write e.g. Value(b'k') == b'v')"
             )
         cmps.append(item._pb)
-    return codec.encode_txn_request(cmps, _op_bytes(success, "success"), _op_bytes(failure, "failure"))
+    return codec.encode_txn_request(
+        cmps, _op_bytes(success, "success"), _op_bytes(failure, "failure")
+    )
 
 
 def _op_bytes(ops: Iterable[Op], what: str) -> list[bytes]:

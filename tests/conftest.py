@@ -33,3 +33,54 @@ def codec(request: pytest.FixtureRequest) -> ModuleType:
 def codecs() -> list[ModuleType]:
     """All available codec implementations at once (for cross-checks)."""
     return [m for _, m in CODEC_IMPLS]
+
+
+class SyncView:
+    """Runs an AsyncClient's coroutine methods to completion on a private loop, so one test
+    body exercises both the blocking and the asyncio client."""
+
+    def __init__(self, client: object, loop: object) -> None:
+        self._client = client
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def run(*args: object, **kwargs: object) -> object:
+            return self._loop.run_until_complete(attr(*args, **kwargs))  # type: ignore[attr-defined]
+
+        return run
+
+
+def _new_loop():  # type: ignore[no-untyped-def]
+    import asyncio
+
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+@pytest.fixture(params=["sync", "async"])
+def kv(request: pytest.FixtureRequest, etcd_server):  # type: ignore[no-untyped-def]
+    """A client connected to the session's etcd: the blocking ``Client``, then the
+    ``AsyncClient`` (driven through ``SyncView``)."""
+    import fastetcd
+
+    if request.param == "sync":
+        client = fastetcd.Client(etcd_server.endpoint)
+        yield client
+        client.close()
+        return
+    loop = _new_loop()
+
+    async def make() -> fastetcd.AsyncClient:
+        return fastetcd.AsyncClient(etcd_server.endpoint)
+
+    aclient = loop.run_until_complete(make())
+    yield SyncView(aclient, loop)
+    loop.run_until_complete(aclient.close())
+    loop.close()

@@ -1,0 +1,51 @@
+"""The blocking and the asyncio client expose the same operations, with the signatures and
+docstrings of the planning functions they drive."""
+
+from __future__ import annotations
+
+import inspect
+
+import fastetcd
+from fastetcd import _plan
+
+OPERATIONS = ["get", "range", "get_prefix", "put", "delete", "txn", "compact"]
+
+
+def _public(cls: type) -> set[str]:
+    return {name for name in dir(cls) if not name.startswith("_")}
+
+
+def test_same_public_names() -> None:
+    assert _public(fastetcd.Client) == _public(fastetcd.AsyncClient)
+    assert set(OPERATIONS) <= _public(fastetcd.Client)
+
+
+def test_signatures_and_docs_match_the_plan() -> None:
+    for name in OPERATIONS:
+        plan = inspect.signature(getattr(_plan, name))
+        for cls in (fastetcd.Client, fastetcd.AsyncClient):
+            method = getattr(cls, name)
+            sig = inspect.signature(method)
+            params = list(sig.parameters.values())
+            assert params[0].name == "self"
+            assert [(p.name, p.kind, p.default, str(p.annotation)) for p in params[1:]] == [
+                (p.name, p.kind, p.default, str(p.annotation)) for p in plan.parameters.values()
+            ], (cls.__name__, name)
+            assert method.__doc__ and method.__doc__ == getattr(_plan, name).__doc__
+        assert inspect.iscoroutinefunction(getattr(fastetcd.AsyncClient, name))
+        assert not inspect.iscoroutinefunction(getattr(fastetcd.Client, name))
+
+
+def test_every_public_name_documented() -> None:
+    import fastetcd.errors
+    import fastetcd.kv
+    import fastetcd.txn
+
+    for module in (fastetcd, fastetcd.errors, fastetcd.kv, fastetcd.txn):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                assert obj.__doc__, f"{module.__name__}.{name} has no docstring"
+    for cls in (fastetcd.Client, fastetcd.AsyncClient):
+        for name in _public(cls):
+            assert getattr(cls, name).__doc__, f"{cls.__name__}.{name}"
