@@ -9,7 +9,9 @@ so a codec error never surfaces inside grpcio (which would turn it into an INTER
 from __future__ import annotations
 
 import json
+import queue
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -18,7 +20,9 @@ import grpc.aio
 from ._transport import Metadata, TransportConfig, is_ip_literal
 from .errors import CancelledError, EtcdError, StatusCode, UnavailableError, from_status
 
-__all__ = ["GrpcioTransport", "AioGrpcioTransport"]
+__all__ = ["GrpcioTransport", "AioGrpcioTransport", "GrpcioStream", "AioGrpcioStream"]
+
+_END_OF_REQUESTS = object()
 
 
 def _target(config: TransportConfig) -> str:
@@ -83,6 +87,76 @@ def _error(exc: grpc.RpcError) -> EtcdError:
     return from_status(number, details)
 
 
+class GrpcioStream:
+    """A bidi stream over ``grpc.Channel``: requests are fed to grpcio from a queue."""
+
+    def __init__(self, method: grpc.StreamStreamMultiCallable, metadata: Metadata) -> None:
+        self._requests: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._call = method(self._request_iterator(), metadata=metadata)
+
+    def _request_iterator(self) -> Iterator[bytes]:
+        while True:
+            item = self._requests.get()
+            if item is _END_OF_REQUESTS:
+                return
+            yield item  # type: ignore[misc]
+
+    def send(self, request: bytes) -> None:
+        """Queue one request message for sending."""
+        self._requests.put(request)
+
+    def done_writing(self) -> None:
+        """Half-close: no more requests will be sent."""
+        self._requests.put(_END_OF_REQUESTS)
+
+    def recv(self) -> bytes | None:
+        """Block for the next response; None at a clean end of stream."""
+        try:
+            response: bytes = next(self._call)
+        except StopIteration:
+            return None
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+        return response
+
+    def close(self) -> None:
+        """Cancel the stream."""
+        self._call.cancel()
+        self._requests.put(_END_OF_REQUESTS)
+
+
+class AioGrpcioStream:
+    """A bidi stream over ``grpc.aio.Channel``."""
+
+    def __init__(self, method: Any, metadata: Metadata) -> None:
+        self._call = method(metadata=metadata)
+
+    async def send(self, request: bytes) -> None:
+        """Send one request message."""
+        try:
+            await self._call.write(request)
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+
+    async def done_writing(self) -> None:
+        """Half-close: no more requests will be sent."""
+        await self._call.done_writing()
+
+    async def recv(self) -> bytes | None:
+        """Wait for the next response; None at a clean end of stream."""
+        try:
+            response = await self._call.read()
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+        if response is grpc.aio.EOF:
+            return None
+        return response  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Cancel the stream."""
+        self._call.cancel()
+
+
 class GrpcioTransport:
     """Blocking transport over one ``grpc.Channel`` (thread-safe)."""
 
@@ -117,6 +191,13 @@ class GrpcioTransport:
                 raise CancelledError("the client is closed") from exc
             raise
         return response
+
+    def stream(self, method: str, metadata: Metadata = None) -> GrpcioStream:
+        """Open a bidirectional stream to ``method``."""
+        if self._closed:
+            raise CancelledError("the client is closed")
+        multicallable = self._channel.stream_stream(method, None, None, _registered_method=True)
+        return GrpcioStream(multicallable, metadata)
 
     def close(self) -> None:
         """Close the channel; calls in flight fail with ``CancelledError``."""
@@ -156,6 +237,13 @@ class AioGrpcioTransport:
         except grpc.RpcError as exc:
             raise _error(exc) from None
         return response
+
+    def stream(self, method: str, metadata: Metadata = None) -> AioGrpcioStream:
+        """Open a bidirectional stream to ``method`` (from a running loop)."""
+        if self._closed:
+            raise CancelledError("the client is closed")
+        multicallable = self._channel.stream_stream(method, None, None, _registered_method=True)
+        return AioGrpcioStream(multicallable, metadata)
 
     async def close(self) -> None:
         """Close the channel; calls in flight fail with ``CancelledError``."""

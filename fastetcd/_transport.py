@@ -20,6 +20,8 @@ __all__ = [
     "Metadata",
     "Endpoint",
     "TransportConfig",
+    "Stream",
+    "AsyncStream",
     "Transport",
     "AsyncTransport",
     "parse_endpoints",
@@ -120,6 +122,41 @@ class TransportConfig:
     grpc_options: tuple[tuple[str, int | str], ...] = field(default=())
 
 
+class Stream(Protocol):
+    """A blocking bidirectional gRPC stream (Watch, LeaseKeepAlive; Snapshot sends one
+    request then ``done_writing``)."""
+
+    def send(self, request: bytes) -> None:
+        """Queue one request message for sending."""
+
+    def done_writing(self) -> None:
+        """Half-close: no more requests will be sent."""
+
+    def recv(self) -> bytes | None:
+        """Block for the next response message; None when the server ended the stream
+        cleanly. Raises the stream's error as an ``EtcdError``."""
+
+    def close(self) -> None:
+        """Cancel the stream; a blocked ``recv`` raises ``CancelledError``."""
+
+
+class AsyncStream(Protocol):
+    """An asyncio bidirectional gRPC stream."""
+
+    async def send(self, request: bytes) -> None:
+        """Send one request message."""
+
+    async def done_writing(self) -> None:
+        """Half-close: no more requests will be sent."""
+
+    async def recv(self) -> bytes | None:
+        """Wait for the next response message; None when the server ended the stream
+        cleanly. Raises the stream's error as an ``EtcdError``."""
+
+    def close(self) -> None:
+        """Cancel the stream; a pending ``recv`` raises ``CancelledError``."""
+
+
 class Transport(Protocol):
     """A blocking transport (used by :class:`fastetcd.Client`)."""
 
@@ -127,6 +164,9 @@ class Transport(Protocol):
         self, method: str, request: bytes, timeout: float | None, metadata: Metadata = None
     ) -> bytes:
         """Send one request to ``method`` and return the response bytes."""
+
+    def stream(self, method: str, metadata: Metadata = None) -> Stream:
+        """Open a bidirectional stream to ``method``."""
 
     def close(self) -> None:
         """Close connections; calls in flight fail with ``CancelledError``."""
@@ -139,6 +179,9 @@ class AsyncTransport(Protocol):
         self, method: str, request: bytes, timeout: float | None, metadata: Metadata = None
     ) -> bytes:
         """Send one request to ``method`` and return the response bytes."""
+
+    def stream(self, method: str, metadata: Metadata = None) -> AsyncStream:
+        """Open a bidirectional stream to ``method`` (call from a running loop)."""
 
     async def close(self) -> None:
         """Close connections; calls in flight fail with ``CancelledError``."""
