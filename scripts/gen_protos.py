@@ -12,6 +12,12 @@ itself. protoc emits top-level cross imports (``import kv_pb2 as kv__pb2``), whi
 only work when the output dir is on ``sys.path``; they are rewritten into
 package-relative ones (``from . import kv_pb2 as kv__pb2``).
 
+The committed modules are generated with grpcio-tools 1.66.x, whose gencode (protobuf
+5.27.2) loads on every protobuf runtime from 5.27.2 to 7.x; newer grpcio-tools stamp a newer
+minimum runtime version into the files. So regenerate them with
+``pip install 'grpcio-tools==1.66.*'`` in a scratch virtualenv. The staleness test compares
+descriptors, not file text, so it passes with any grpcio-tools.
+
 Generation happens in a scratch directory and the results are then copied into
 the output dir, so a failed run leaves the tree untouched. Generated modules
 that no longer have a ``.proto`` are removed; anything else in the output dir

@@ -2,8 +2,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -11,7 +10,7 @@ class UserAddOptions(_message.Message):
     __slots__ = ("no_password",)
     NO_PASSWORD_FIELD_NUMBER: _ClassVar[int]
     no_password: bool
-    def __init__(self, no_password: _Optional[bool] = ...) -> None: ...
+    def __init__(self, no_password: bool = ...) -> None: ...
 
 class User(_message.Message):
     __slots__ = ("name", "password", "roles", "options")
