@@ -51,6 +51,19 @@ def _rewrite_imports(text: str, modules: set[str]) -> str:
     return re.sub(r"^([ \t]*)import (\w+) as (\w+)[ \t]*$", repl, text, flags=re.MULTILINE)
 
 
+def _private_pool(text: str) -> str:
+    """Register our descriptors in fastetcd's own pool (``fastetcd._pb.POOL``) instead of
+    protobuf's process-wide default pool, where other etcd clients (aetcd, python-etcd3)
+    register the same file and message names: both can then be imported in one process."""
+    text = text.replace(
+        "from google.protobuf import descriptor_pool as _descriptor_pool\n",
+        "from google.protobuf import descriptor_pool as _descriptor_pool\n"
+        "from . import POOL as _fastetcd_pool\n",
+        1,
+    )
+    return text.replace("_descriptor_pool.Default()", "_fastetcd_pool")
+
+
 def generate(out_dir: Path, proto_dir: Path = PROTO_DIR) -> list[Path]:
     """Generate into ``out_dir``; return the written files, sorted."""
     from grpc_tools import protoc  # imported late: only this script needs grpcio-tools
@@ -78,6 +91,8 @@ def generate(out_dir: Path, proto_dir: Path = PROTO_DIR) -> list[Path]:
             if not src.name.endswith(GENERATED_SUFFIXES):
                 continue
             text = _rewrite_imports(src.read_text(encoding="utf-8"), modules)
+            if src.suffix == ".py":
+                text = _private_pool(text)
             dst = out_dir / src.name
             dst.write_text(text, encoding="utf-8")
             written.append(dst)

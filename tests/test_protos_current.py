@@ -593,3 +593,21 @@ def test_service_set() -> None:
 @pytest.mark.parametrize("service", sorted(SERVICES))
 def test_service_methods(service: str) -> None:
     assert _live_services()[service] == SERVICES[service]
+
+
+def test_generated_modules_use_fastetcd_private_pool() -> None:
+    """Our descriptors live in fastetcd's own pool, so registering etcd's file and message
+    names again (as aetcd or python-etcd3 do in protobuf's default pool) cannot clash."""
+    from google.protobuf import descriptor_pool
+
+    from fastetcd import _pb
+    from fastetcd._pb import kv_pb2, rpc_pb2
+
+    assert rpc_pb2.DESCRIPTOR.pool is _pb.POOL
+    assert kv_pb2.DESCRIPTOR.pool is _pb.POOL
+    default = descriptor_pool.Default()
+    try:
+        found = default.FindFileByName("rpc.proto")
+    except KeyError:
+        found = None
+    assert found is not rpc_pb2.DESCRIPTOR
