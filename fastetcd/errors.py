@@ -279,9 +279,14 @@ class PermissionDeniedError(AuthError):
 
 class UnavailableError(ServerError):
     """The server or connection is unavailable (gRPC UNAVAILABLE): the request may be retried
-    if it is safe to repeat."""
+    if it is safe to repeat.
+
+    ``sent`` is False when the transport knows the request never left the client (no
+    connection could be made), so even a write may be retried; None when unknown.
+    """
 
     default_code = StatusCode.UNAVAILABLE
+    sent: bool | None = None
 
 
 class NoLeaderError(UnavailableError):
