@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Callable, TypeVar
 
 from ._plan import Call
-from ._transport import Endpoint, TransportConfig, parse_endpoints
+from ._transport import TRANSPORTS, Endpoint, TransportConfig, parse_endpoints
 from .errors import InvalidArgumentError, RequestTooLargeError
 
 __all__ = ["ClientBase", "doc_of"]
@@ -51,8 +51,11 @@ class ClientBase:
             raise InvalidArgumentError(f"timeout must be > 0 seconds or None, not {timeout!r}")
         if not 0 < max_send_bytes <= 2**31 - 1 or not 0 < max_recv_bytes <= 2**31 - 1:
             raise InvalidArgumentError("max_send_bytes and max_recv_bytes must be in (0, 2**31)")
-        if transport != "grpcio":
-            raise InvalidArgumentError(f"unknown transport {transport!r} (available: 'grpcio')")
+        if transport not in TRANSPORTS:
+            raise InvalidArgumentError(
+                f"unknown transport {transport!r} (available: {', '.join(TRANSPORTS)})"
+            )
+        self._transport_name = transport
         self._config = TransportConfig(
             endpoints=parse_endpoints(endpoints),
             max_recv_bytes=max_recv_bytes,

@@ -25,7 +25,13 @@ __all__ = [
     "Transport",
     "AsyncTransport",
     "parse_endpoints",
+    "TRANSPORTS",
+    "open_transport",
+    "open_async_transport",
 ]
+
+#: The transports a client can be built on (``Client(..., transport=NAME)``).
+TRANSPORTS = ("grpcio",)
 
 #: gRPC metadata: (key, value) pairs sent with a call.
 Metadata = Optional[Sequence[tuple[str, str]]]
@@ -185,3 +191,21 @@ class AsyncTransport(Protocol):
 
     async def close(self) -> None:
         """Close connections; calls in flight fail with ``CancelledError``."""
+
+
+def open_transport(config: TransportConfig, name: str) -> Transport:
+    """Create the blocking transport called ``name`` (see ``TRANSPORTS``)."""
+    if name == "grpcio":
+        from ._grpcio import GrpcioTransport
+
+        return GrpcioTransport(config)
+    raise InvalidArgumentError(f"unknown transport {name!r} (available: {', '.join(TRANSPORTS)})")
+
+
+def open_async_transport(config: TransportConfig, name: str) -> AsyncTransport:
+    """Create the asyncio transport called ``name`` (see ``TRANSPORTS``)."""
+    if name == "grpcio":
+        from ._grpcio import AioGrpcioTransport
+
+        return AioGrpcioTransport(config)
+    raise InvalidArgumentError(f"unknown transport {name!r} (available: {', '.join(TRANSPORTS)})")

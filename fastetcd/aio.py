@@ -10,9 +10,9 @@ from typing import TypeVar
 
 from . import _plan
 from ._base import ClientBase, doc_of
-from ._grpcio import AioGrpcioTransport
 from ._plan import Call
 from ._requests import BytesLike
+from ._transport import AsyncTransport, open_async_transport
 from .kv import (
     CompactResult,
     DeleteResult,
@@ -41,10 +41,10 @@ class AsyncClient(ClientBase):
     ``async with`` block or ``await`` :meth:`close`.
     """
 
-    _transport: AioGrpcioTransport
+    _transport: AsyncTransport
 
     def _connect(self) -> None:
-        self._transport = AioGrpcioTransport(self._config)
+        self._transport = open_async_transport(self._config, self._transport_name)
 
     async def _call(self, call: Call[T]) -> T:
         self._checked(call)

@@ -10,9 +10,9 @@ from typing import TypeVar
 
 from . import _plan
 from ._base import ClientBase, doc_of
-from ._grpcio import GrpcioTransport
 from ._plan import Call
 from ._requests import BytesLike
+from ._transport import Transport, open_transport
 from .kv import (
     CompactResult,
     DeleteResult,
@@ -41,10 +41,10 @@ class Client(ClientBase):
     context manager or call :meth:`close`.
     """
 
-    _transport: GrpcioTransport
+    _transport: Transport
 
     def _connect(self) -> None:
-        self._transport = GrpcioTransport(self._config)
+        self._transport = open_transport(self._config, self._transport_name)
 
     def _call(self, call: Call[T]) -> T:
         self._checked(call)
