@@ -174,7 +174,7 @@ def encode_delete_range_request(key: bytes, range_end: bytes, prev_kv: bool) -> 
     """DeleteRangeRequest: key=1 range_end=2 prev_kv=3."""
 
 def encode_compare(
-    result: int, target: int, key: bytes, range_end: bytes, value: Union[int, bytes]
+    result: int, target: int, key: bytes, range_end: bytes, value: int | bytes
 ) -> bytes:
     """Compare: result=1 target=2 key=3, then the oneof target_union chosen by ``target``
     (version=4, create_revision=5, mod_revision=6 as int64; value=7 as bytes; lease=8
