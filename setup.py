@@ -12,7 +12,12 @@ if not os.environ.get("FASTETCD_NO_EXTENSIONS"):
     from Cython.Build import cythonize
 
     ext_modules = cythonize(
-        [Extension("fastetcd._codec", ["src/_codec.pyx"], extra_compile_args=["-O2"])],
+        [
+            Extension("fastetcd._codec", ["src/_codec.pyx"], extra_compile_args=["-O2"]),
+            Extension("fastetcd._h2", ["src/_h2.pyx"], extra_compile_args=["-O2"]),
+            Extension("fastetcd._retry", ["src/_retry.pyx"], extra_compile_args=["-O2"]),
+            Extension("fastetcd._watch", ["src/_watch.pyx"], extra_compile_args=["-O2"]),
+        ],
         compiler_directives={"language_level": "3", "embedsignature": True},
         annotate=bool(os.environ.get("FASTETCD_CYTHON_ANNOTATE")),
     )

@@ -24,6 +24,27 @@ __all__ = ["GrpcioTransport", "AioGrpcioTransport", "GrpcioStream", "AioGrpcioSt
 
 _END_OF_REQUESTS = object()
 
+#: How grpc-core words the UNAVAILABLE status of a call that was never assigned to a
+#: connection: its load-balancing picker fails the call before anything is written (calls are
+#: made with wait_for_ready=False and gRPC's own retries off, so no call is re-queued after it
+#: started). Seen with grpcio 1.60-1.85 against a real etcd that was killed, cut, refused or
+#: reset by a proxy before the handshake; a call that lost its connection after being
+#: started reports "Stream removed", "Socket closed", "Connection reset" … instead. Such a
+#: request provably never left the client, so even a write may be retried
+#: (``UnavailableError.sent = False``); anything else stays ``sent = None`` (unknown).
+NOT_SENT_PREFIXES = (
+    "failed to connect to all addresses",  # pick_first (one endpoint)
+    "connections to all backends failing",  # round_robin (several endpoints)
+    "errors resolving",  # name resolution failed
+    "DNS resolution failed",  # the same, older grpc-core wording
+    "empty address list",  # the resolver returned no address
+)
+
+#: grpc-core reconnects a failed subchannel after 1 s, then 1.6x more each time up to 120 s;
+#: start sooner and cap lower so a member that comes back is used again within 2 s.
+RECONNECT_BACKOFF_INITIAL_MS = 100
+RECONNECT_BACKOFF_MAX_MS = 2000
+
 
 def _target(config: TransportConfig) -> str:
     """The gRPC target string: the endpoint itself, or a static list of addresses."""
@@ -57,6 +78,8 @@ def _options(config: TransportConfig) -> list[tuple[str, Any]]:
         ("grpc.max_send_message_length", config.max_send_bytes + 1024),
         # Retries are the client's decision (by RPC class), never gRPC's.
         ("grpc.enable_retries", 0),
+        ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_INITIAL_MS),
+        ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MAX_MS),
     ]
     if len(config.endpoints) > 1:
         options.append(
@@ -66,6 +89,10 @@ def _options(config: TransportConfig) -> list[tuple[str, Any]]:
         options += [
             ("grpc.keepalive_time_ms", int(config.keepalive_time * 1000)),
             ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout * 1000)),
+            # grpc-core waits for a ping's ack up to ping_timeout_ms (60 s by default) when
+            # the ping in flight is not a keepalive one; without this a stalled connection
+            # was detected only after a minute, whatever keepalive_timeout said.
+            ("grpc.http2.ping_timeout_ms", int(config.keepalive_timeout * 1000)),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.max_pings_without_data", 0),
         ]
@@ -79,12 +106,20 @@ def _credentials(config: TransportConfig) -> grpc.ChannelCredentials | None:
     return grpc.ssl_channel_credentials()
 
 
+def never_sent(code: int, details: str) -> bool:
+    """True when grpcio's status says the call was never given to a connection."""
+    return code == StatusCode.UNAVAILABLE and details.startswith(NOT_SENT_PREFIXES)
+
+
 def _error(exc: grpc.RpcError) -> EtcdError:
-    """Map a grpcio error to fastetcd's error tree."""
+    """Map a grpcio error to fastetcd's error tree (``sent=False`` when provably unsent)."""
     code = exc.code() if hasattr(exc, "code") else None
     details = (exc.details() if hasattr(exc, "details") else None) or ""
     number = code.value[0] if code is not None else StatusCode.UNKNOWN
-    return from_status(number, details)
+    error = from_status(number, details)
+    if isinstance(error, UnavailableError) and never_sent(number, details):
+        error.sent = False
+    return error
 
 
 class GrpcioStream:

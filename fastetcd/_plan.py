@@ -1,5 +1,5 @@
 """Planning: each client operation becomes a :class:`Call` — the gRPC method path, the
-encoded request, the decoder of its response and whether it is safe to repeat.
+encoded request, the decoder of its response, whether it is safe to repeat and its timeout.
 
 No I/O happens here. ``Client`` and ``AsyncClient`` are thin drivers that send a Call's
 bytes over their transport and decode the reply, so request building, validation and
@@ -9,25 +9,39 @@ docstrings of the client methods of the same names (a parity test keeps them equ
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Callable, Generic, TypeVar
 
 from . import _requests
 from ._impl import codec
 from ._requests import BytesLike
+from .cluster import Member, MemberListResult
+from .errors import DecodeError, InvalidArgumentError
 from .kv import (
     CompactResult,
     DeleteResult,
     KeyValue,
     PutResult,
     RangeResult,
+    ResponseHeader,
     SortOrder,
     SortTarget,
     TxnResult,
 )
 from .txn import Compare, Op, encode_txn
 
-__all__ = ["Call", "get", "range", "get_prefix", "put", "delete", "txn", "compact"]
+__all__ = [
+    "Call",
+    "get",
+    "range",
+    "get_prefix",
+    "put",
+    "delete",
+    "txn",
+    "compact",
+    "member_list",
+]
 
 T = TypeVar("T")
 
@@ -36,27 +50,51 @@ KV_PUT = "/etcdserverpb.KV/Put"
 KV_DELETE_RANGE = "/etcdserverpb.KV/DeleteRange"
 KV_TXN = "/etcdserverpb.KV/Txn"
 KV_COMPACT = "/etcdserverpb.KV/Compact"
+CLUSTER_MEMBER_LIST = "/etcdserverpb.Cluster/MemberList"
 
 
 class Call(Generic[T]):
     """One planned RPC: ``decode(transport.unary(method, request))`` is its result.
 
     ``repeatable`` is True for requests that may be sent again after an ambiguous failure
-    (reads); writes are False (etcd's Go client: repeatable vs nonRepeatable).
+    (reads, and writes the caller marked ``idempotent=True``); other writes are False (etcd's
+    Go client: repeatable vs nonRepeatable). The retry core (``fastetcd._retry``) decides
+    from it. ``timeout`` is the caller's per-call deadline in seconds, retries included
+    (None: the client's).
     """
 
-    __slots__ = ("method", "request", "decode", "repeatable")
+    __slots__ = ("method", "request", "decode", "repeatable", "timeout")
 
     def __init__(
-        self, method: str, request: bytes, decode: Callable[[bytes], T], repeatable: bool
+        self,
+        method: str,
+        request: bytes,
+        decode: Callable[[bytes], T],
+        repeatable: bool,
+        timeout: float | None = None,
     ) -> None:
         self.method = method
         self.request = request
         self.decode = decode
         self.repeatable = repeatable
+        self.timeout = timeout
 
     def __repr__(self) -> str:
-        return f"Call({self.method}, {len(self.request)} bytes, repeatable={self.repeatable})"
+        return (
+            f"Call({self.method}, {len(self.request)} bytes, repeatable={self.repeatable}, "
+            f"timeout={self.timeout})"
+        )
+
+
+def _timeout(timeout: float | None) -> float | None:
+    """Check a per-call ``timeout``: None, or a finite number of seconds > 0."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise InvalidArgumentError(f"timeout must be a number of seconds or None, not {timeout!r}")
+    if not 0 < timeout < math.inf:
+        raise InvalidArgumentError(f"timeout must be > 0 seconds, not {timeout!r}")
+    return float(timeout)
 
 
 def _first_kv(data: bytes) -> KeyValue | None:
@@ -64,16 +102,27 @@ def _first_kv(data: bytes) -> KeyValue | None:
     return kvs[0] if kvs else None
 
 
-def get(key: BytesLike, *, revision: int = 0, serializable: bool = False) -> Call[KeyValue | None]:
+def get(
+    key: BytesLike,
+    *,
+    revision: int = 0,
+    serializable: bool = False,
+    timeout: float | None = None,
+    idempotent: bool = False,
+) -> Call[KeyValue | None]:
     """Return the :class:`KeyValue` of ``key``, or ``None`` if it does not exist.
 
     ``revision``: read the key as it was at that revision (0 = latest); a compacted revision
     raises ``CompactedError``, a future one ``FutureRevisionError``.
     ``serializable``: answer from the contacted member's local state without a quorum read
     (faster, possibly stale).
+    ``timeout``: seconds for this call, retries included (None: the client's ``timeout``);
+    past it ``DeadlineExceededError`` is raised. Reads are retried on UNAVAILABLE (a lost
+    connection, "no leader", a server timeout …) per the client's ``max_retries`` and
+    ``backoff``; ``idempotent`` changes nothing for them (it exists for symmetry with writes).
     """
     request = _requests.encode_range(key, revision=revision, serializable=serializable)
-    return Call(KV_RANGE, request, _first_kv, True)
+    return Call(KV_RANGE, request, _first_kv, True, _timeout(timeout))
 
 
 def range(  # noqa: A001 - the etcd name of the operation
@@ -93,6 +142,8 @@ def range(  # noqa: A001 - the etcd name of the operation
     max_mod_revision: int = 0,
     min_create_revision: int = 0,
     max_create_revision: int = 0,
+    timeout: float | None = None,
+    idempotent: bool = False,
 ) -> Call[RangeResult]:
     """Read a key or a range of keys; returns a :class:`RangeResult` (``kvs``, ``count``,
     ``more``, ``header``).
@@ -106,6 +157,10 @@ def range(  # noqa: A001 - the etcd name of the operation
     ``serializable``: local read without quorum. ``keys_only``: values are left empty.
     ``count_only``: only ``count`` is returned. ``min/max_mod_revision`` and
     ``min/max_create_revision`` filter the returned keys (they do not change ``count``).
+    ``timeout``: seconds for this call, retries included (None: the client's ``timeout``);
+    past it ``DeadlineExceededError`` is raised. Reads are retried on UNAVAILABLE (a lost
+    connection, "no leader", a server timeout …) per the client's ``max_retries`` and
+    ``backoff``; ``idempotent`` changes nothing for them (it exists for symmetry with writes).
     """
     request = _requests.encode_range(
         key,
@@ -124,7 +179,7 @@ def range(  # noqa: A001 - the etcd name of the operation
         min_create_revision=min_create_revision,
         max_create_revision=max_create_revision,
     )
-    return Call(KV_RANGE, request, codec.decode_range_response, True)
+    return Call(KV_RANGE, request, codec.decode_range_response, True, _timeout(timeout))
 
 
 def get_prefix(
@@ -137,9 +192,11 @@ def get_prefix(
     serializable: bool = False,
     keys_only: bool = False,
     count_only: bool = False,
+    timeout: float | None = None,
+    idempotent: bool = False,
 ) -> Call[RangeResult]:
     """Read every key starting with ``prefix`` (``range(prefix, prefix=True, ...)``);
-    the options are those of :meth:`range`."""
+    the options, ``timeout`` and ``idempotent`` included, are those of :meth:`range`."""
     return range(
         prefix,
         prefix=True,
@@ -150,6 +207,8 @@ def get_prefix(
         serializable=serializable,
         keys_only=keys_only,
         count_only=count_only,
+        timeout=timeout,
+        idempotent=idempotent,
     )
 
 
@@ -161,6 +220,8 @@ def put(
     prev_kv: bool = False,
     ignore_value: bool = False,
     ignore_lease: bool = False,
+    timeout: float | None = None,
+    idempotent: bool = False,
 ) -> Call[PutResult]:
     """Set ``key`` to ``value``; returns a :class:`PutResult` (``header``, ``prev_kv``).
 
@@ -168,6 +229,12 @@ def put(
     key-value in ``prev_kv``. ``ignore_value``: keep the current value (``value`` must be
     empty; the key must exist, else ``KeyNotFoundError``). ``ignore_lease``: keep the
     current lease (``lease`` must be 0).
+    ``timeout``: seconds for this call, retries included (None: the client's ``timeout``);
+    past it ``DeadlineExceededError`` is raised. A write is retried only when it provably
+    never left the client; after an ambiguous failure (connection lost after sending, a
+    server timeout) it raises ``UnavailableError`` and may or may not have been applied.
+    ``idempotent=True`` declares that applying it twice is harmless: it is then retried
+    like a read.
     """
     request = _requests.encode_put(
         key,
@@ -177,7 +244,7 @@ def put(
         ignore_value=ignore_value,
         ignore_lease=ignore_lease,
     )
-    return Call(KV_PUT, request, codec.decode_put_response, False)
+    return Call(KV_PUT, request, codec.decode_put_response, bool(idempotent), _timeout(timeout))
 
 
 def delete(
@@ -187,34 +254,123 @@ def delete(
     prefix: bool = False,
     from_key: bool = False,
     prev_kv: bool = False,
+    timeout: float | None = None,
+    idempotent: bool = False,
 ) -> Call[DeleteResult]:
     """Delete a key or a range of keys; returns a :class:`DeleteResult` (``deleted``,
     ``prev_kvs``, ``header``).
 
     The range options are those of :meth:`range`. ``prev_kv``: return the deleted
     key-values in ``prev_kvs``.
+    ``timeout``: seconds for this call, retries included (None: the client's ``timeout``);
+    past it ``DeadlineExceededError`` is raised. A write is retried only when it provably
+    never left the client; after an ambiguous failure (connection lost after sending, a
+    server timeout) it raises ``UnavailableError`` and may or may not have been applied.
+    ``idempotent=True`` declares that applying it twice is harmless: it is then retried
+    like a read.
     """
     request = _requests.encode_delete(
         key, range_end, prefix=prefix, from_key=from_key, prev_kv=prev_kv
     )
-    return Call(KV_DELETE_RANGE, request, codec.decode_delete_range_response, False)
+    return Call(
+        KV_DELETE_RANGE,
+        request,
+        codec.decode_delete_range_response,
+        bool(idempotent),
+        _timeout(timeout),
+    )
 
 
 def txn(
-    compare: Iterable[Compare] = (), success: Iterable[Op] = (), failure: Iterable[Op] = ()
+    compare: Iterable[Compare] = (),
+    success: Iterable[Op] = (),
+    failure: Iterable[Op] = (),
+    *,
+    timeout: float | None = None,
+    idempotent: bool = False,
 ) -> Call[TxnResult]:
     """Run a transaction: if every compare holds, the ``success`` ops run, else the
     ``failure`` ops, atomically. Returns a :class:`TxnResult` (``succeeded``, ``responses``
     with one result per op of the branch that ran, ``header``). Build compares and ops with
     :mod:`fastetcd.txn`, e.g. ``txn([Value(b"k") == b"v"], [Put(b"k", b"w")], [Get(b"k")])``.
+
+    A txn counts as a write for retrying, even with only reads in it (as in etcd's Go client).
+    ``timeout``: seconds for this call, retries included (None: the client's ``timeout``);
+    past it ``DeadlineExceededError`` is raised. A write is retried only when it provably
+    never left the client; after an ambiguous failure (connection lost after sending, a
+    server timeout) it raises ``UnavailableError`` and may or may not have been applied.
+    ``idempotent=True`` declares that applying it twice is harmless: it is then retried
+    like a read.
     """
-    return Call(KV_TXN, encode_txn(compare, success, failure), codec.decode_txn_response, False)
+    return Call(
+        KV_TXN,
+        encode_txn(compare, success, failure),
+        codec.decode_txn_response,
+        bool(idempotent),
+        _timeout(timeout),
+    )
 
 
-def compact(revision: int, *, physical: bool = False) -> Call[CompactResult]:
+def compact(
+    revision: int,
+    *,
+    physical: bool = False,
+    timeout: float | None = None,
+    idempotent: bool = False,
+) -> Call[CompactResult]:
     """Discard the key history before ``revision``; returns a :class:`CompactResult`.
 
     ``physical``: return only once the compaction has been applied to the backend.
+    ``timeout``: seconds for this call, retries included (None: the client's ``timeout``);
+    past it ``DeadlineExceededError`` is raised. A write is retried only when it provably
+    never left the client; after an ambiguous failure (connection lost after sending, a
+    server timeout) it raises ``UnavailableError`` and may or may not have been applied.
+    ``idempotent=True`` declares that applying it twice is harmless: it is then retried
+    like a read.
     """
     request = _requests.encode_compact(revision, physical)
-    return Call(KV_COMPACT, request, codec.decode_compaction_response, False)
+    return Call(
+        KV_COMPACT,
+        request,
+        codec.decode_compaction_response,
+        bool(idempotent),
+        _timeout(timeout),
+    )
+
+
+# ------------------------------------------------------------------------------- cluster
+# Off the hot path: these use the generated protobuf modules, imported on first use.
+
+
+def _decode_member_list(data: bytes) -> MemberListResult:
+    from ._pb import rpc_pb2
+
+    try:
+        msg = rpc_pb2.MemberListResponse.FromString(data)
+    except Exception as exc:  # protobuf's own DecodeError
+        raise DecodeError(f"malformed MemberListResponse: {exc}") from None
+    h = msg.header
+    header = ResponseHeader(h.cluster_id, h.member_id, h.revision, h.raft_term)
+    members = tuple(
+        Member(m.ID, m.name, tuple(m.peerURLs), tuple(m.clientURLs), m.isLearner)
+        for m in msg.members
+    )
+    return MemberListResult(header, members)
+
+
+def member_list(
+    *, serializable: bool = False, timeout: float | None = None
+) -> Call[MemberListResult]:
+    """List the cluster's members; returns a :class:`MemberListResult` (``members``, each a
+    :class:`Member` with ``id``, ``name``, ``peer_urls``, ``client_urls`` and
+    ``is_learner``; and ``header``).
+
+    ``serializable``: answer from the contacted member's local state (otherwise etcd 3.5+
+    makes it a linearizable read, which is what etcd's Go client asks for).
+    ``timeout``: seconds for this call, retries included (None: the client's ``timeout``).
+    Retried on UNAVAILABLE, like a read.
+    """
+    from ._pb import rpc_pb2
+
+    request = rpc_pb2.MemberListRequest(linearizable=not serializable).SerializeToString()
+    return Call(CLUSTER_MEMBER_LIST, request, _decode_member_list, True, _timeout(timeout))

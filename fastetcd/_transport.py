@@ -31,7 +31,9 @@ __all__ = [
 ]
 
 #: The transports a client can be built on (``Client(..., transport=NAME)``).
-TRANSPORTS = ("grpcio",)
+#: "native" needs the compiled core ``fastetcd._h2`` (else opening it raises
+#: ``InvalidArgumentError``).
+TRANSPORTS = ("grpcio", "native")
 
 #: gRPC metadata: (key, value) pairs sent with a call.
 Metadata = Optional[Sequence[tuple[str, str]]]
@@ -199,6 +201,10 @@ def open_transport(config: TransportConfig, name: str) -> Transport:
         from ._grpcio import GrpcioTransport
 
         return GrpcioTransport(config)
+    if name == "native":
+        from ._native import NativeTransport
+
+        return NativeTransport(config)
     raise InvalidArgumentError(f"unknown transport {name!r} (available: {', '.join(TRANSPORTS)})")
 
 
@@ -208,4 +214,8 @@ def open_async_transport(config: TransportConfig, name: str) -> AsyncTransport:
         from ._grpcio import AioGrpcioTransport
 
         return AioGrpcioTransport(config)
+    if name == "native":
+        from ._native import NativeAsyncTransport
+
+        return NativeAsyncTransport(config)
     raise InvalidArgumentError(f"unknown transport {name!r} (available: {', '.join(TRANSPORTS)})")

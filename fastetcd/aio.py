@@ -1,18 +1,27 @@
 """The asyncio client, :class:`AsyncClient`: the same methods as :class:`fastetcd.Client`,
 as coroutines, over a ``grpc.aio.Channel``. Request building and response decoding live in
-``_plan`` and the codec; this module only sends and receives."""
+``_plan`` and the codec, retry decisions in the retry core; this module only sends, waits and
+receives."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TypeVar
 
 from . import _plan
-from ._base import ClientBase, doc_of
+from . import watch as _watch
+from ._base import AUTO_SYNC_TIMEOUT, ClientBase, TransportSlot, doc_of
+from ._impl import retry
 from ._plan import Call
 from ._requests import BytesLike
-from ._transport import AsyncTransport, open_async_transport
+from ._transport import AsyncTransport, Endpoint, TransportConfig, open_async_transport
+from .cluster import MemberListResult
+from .errors import EtcdError
 from .kv import (
     CompactResult,
     DeleteResult,
@@ -24,35 +33,148 @@ from .kv import (
     TxnResult,
 )
 from .txn import Compare, Op
+from .watch import AsyncWatch, Event, WatchFilter, WatchResponse
 
 __all__ = ["AsyncClient"]
 
 T = TypeVar("T")
 
+_log = logging.getLogger("fastetcd")
+_monotonic = time.monotonic
+_sleep = asyncio.sleep
+_RetryState = retry.RetryState
+
+
+async def _auto_sync(ref: weakref.ReferenceType[AsyncClient], interval: float) -> None:
+    """Body of the auto-sync task: refresh the endpoints every ``interval`` seconds until the
+    client is closed (the task is cancelled) or garbage-collected."""
+    while True:
+        await asyncio.sleep(interval)
+        client = ref()
+        if client is None:
+            return
+        try:
+            await client.sync_endpoints(timeout=AUTO_SYNC_TIMEOUT)
+        except EtcdError as exc:
+            _log.debug("fastetcd auto-sync: MemberList failed: %s", exc)
+        except Exception:  # never let the refresher die silently on a bug
+            _log.exception("fastetcd auto-sync failed")
+        del client
+
 
 class AsyncClient(ClientBase):
     """An asyncio etcd v3 client (works on the default loop and on uvloop).
 
-    ``Client("127.0.0.1:2379")`` or ``Client(["http://10.0.0.1:2379", ...])``; keys and values
-    are ``bytes`` or ``str`` (UTF-8) and come back as ``bytes``. Options: ``timeout`` (seconds
-    per call, None = none), ``max_send_bytes`` (default 2 MiB; larger requests raise
-    ``RequestTooLargeError`` before sending), ``max_recv_bytes`` (default 2**31-1),
-    ``keepalive_time``/``keepalive_timeout`` (HTTP/2 pings, off by default). Use it as a
-    ``async with`` block or ``await`` :meth:`close`.
+    ``AsyncClient("127.0.0.1:2379")`` or ``AsyncClient(["http://10.0.0.1:2379", ...])``; keys
+    and values are ``bytes`` or ``str`` (UTF-8) and come back as ``bytes``. Several endpoints
+    share the load round-robin and fail over to each other. Options: ``timeout`` (seconds per
+    call, retries included, None = none; each method also takes ``timeout=``),
+    ``max_retries`` (default 100; 0 disables retrying) and ``backoff`` (a
+    :class:`fastetcd.RetryPolicy`: 25 ms doubling to 1 s, ±10% jitter) for retrying reads
+    on UNAVAILABLE and writes that provably never left, ``require_leader`` (refuse answers
+    from a member without a leader), ``auto_sync_interval`` (seconds between endpoint
+    refreshes from MemberList, None = off), ``max_send_bytes`` (default 2 MiB; larger
+    requests raise ``RequestTooLargeError`` before sending), ``max_recv_bytes`` (default
+    2**31-1), ``keepalive_time``/``keepalive_timeout`` (HTTP/2 pings, off by default).
+    Create it inside the event loop that uses it; use it as an ``async with`` block or
+    ``await`` :meth:`close`.
     """
 
     _transport: AsyncTransport
+    _slot: TransportSlot[AsyncTransport]
 
     def _connect(self) -> None:
-        self._transport = open_async_transport(self._config, self._transport_name)
+        self._slot = TransportSlot(open_async_transport(self._config, self._transport_name))
+        self._transport = self._slot.transport
+        #: True once close() was called. A stream that ends with CancelledError while this is
+        #: False was on a transport that auto-sync replaced: reopen it on ``_transport``.
+        self._closed = False
+        self._retired: list[TransportSlot[AsyncTransport]] = []
+        self._sync_task: asyncio.Task[None] | None = None
+        self._sync_pending: float | None = None
+
+    def _start_auto_sync(self, interval: float) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # created outside the loop: start with the first call
+            self._sync_pending = interval
+            return
+        self._sync_pending = None
+        self._sync_task = loop.create_task(_auto_sync(weakref.ref(self), interval))
 
     async def _call(self, call: Call[T]) -> T:
+        """Send ``call``, retrying as the retry core decides, and decode its response."""
+        if self._sync_pending is not None:
+            self._start_auto_sync(self._sync_pending)
         self._checked(call)
-        return call.decode(await self._transport.unary(call.method, call.request, self._timeout))
+        timeout = self._timeout if call.timeout is None else call.timeout
+        deadline = None if timeout is None else _monotonic() + timeout
+        state = None
+        while True:
+            slot = self._slot
+            slot.calls += 1
+            try:
+                response = await slot.transport.unary(
+                    call.method, call.request, timeout, self._metadata
+                )
+            except EtcdError as error:
+                if state is None:
+                    state = _RetryState(self._retry_policy, call.repeatable, deadline)
+                delay = state.on_error(error, _monotonic())
+            else:
+                return call.decode(response)
+            finally:
+                slot.calls -= 1
+                if slot.retired and not slot.calls and not slot.closed:
+                    slot.closed = True
+                    await slot.transport.close()
+            await _sleep(delay)
+            timeout = state.timeout(_monotonic())
+
+    async def _swap(self, config: TransportConfig) -> None:
+        """Move to a transport for ``config`` (unless the endpoints are already those); the
+        old transport is closed after its last call in flight has finished."""
+        old = self._slot
+        if old.retired or set(config.endpoints) == set(self._config.endpoints):
+            return
+        slot = TransportSlot(open_async_transport(config, self._transport_name))
+        self._slot, self._transport, self._config = slot, slot.transport, config
+        self._retired = [s for s in self._retired if not s.closed]
+        self._retired.append(old)
+        old.retired = True
+        if not old.calls and not old.closed:
+            old.closed = True
+            await old.transport.close()
+
+    @doc_of(_plan.member_list)
+    async def member_list(
+        self, *, serializable: bool = False, timeout: float | None = None
+    ) -> MemberListResult:
+        return await self._call(_plan.member_list(serializable=serializable, timeout=timeout))
+
+    async def sync_endpoints(self, *, timeout: float | None = None) -> tuple[Endpoint, ...]:
+        """Replace the endpoints by the client URLs that ``member_list()`` reports for the
+        cluster's started, voting members (what ``auto_sync_interval`` does periodically) and
+        return them. Calls in flight finish on the old connections. ``timeout``: seconds for
+        the MemberList call (None: the client's ``timeout``)."""
+        config = self._synced_config(await self.member_list(timeout=timeout))
+        if config is not None:
+            await self._swap(config)
+        return self.endpoints
 
     async def close(self) -> None:
-        """Close the client's connections."""
-        await self._transport.close()
+        """Close the client's connections (and stop auto-sync)."""
+        self._closed = True
+        self._sync_pending = None
+        task, self._sync_task = self._sync_task, None
+        if task is not None:
+            task.cancel()
+        slots, self._retired = [self._slot, *self._retired], []
+        for slot in slots:
+            slot.retired = True
+            if not slot.closed:
+                slot.closed = True
+                await slot.transport.close()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -67,9 +189,23 @@ class AsyncClient(ClientBase):
 
     @doc_of(_plan.get)
     async def get(
-        self, key: BytesLike, *, revision: int = 0, serializable: bool = False
+        self,
+        key: BytesLike,
+        *,
+        revision: int = 0,
+        serializable: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
     ) -> KeyValue | None:
-        return await self._call(_plan.get(key, revision=revision, serializable=serializable))
+        return await self._call(
+            _plan.get(
+                key,
+                revision=revision,
+                serializable=serializable,
+                timeout=timeout,
+                idempotent=idempotent,
+            )
+        )
 
     @doc_of(_plan.range)
     async def range(
@@ -90,6 +226,8 @@ class AsyncClient(ClientBase):
         max_mod_revision: int = 0,
         min_create_revision: int = 0,
         max_create_revision: int = 0,
+        timeout: float | None = None,
+        idempotent: bool = False,
     ) -> RangeResult:
         return await self._call(
             _plan.range(
@@ -108,6 +246,8 @@ class AsyncClient(ClientBase):
                 max_mod_revision=max_mod_revision,
                 min_create_revision=min_create_revision,
                 max_create_revision=max_create_revision,
+                timeout=timeout,
+                idempotent=idempotent,
             )
         )
 
@@ -123,6 +263,8 @@ class AsyncClient(ClientBase):
         serializable: bool = False,
         keys_only: bool = False,
         count_only: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
     ) -> RangeResult:
         return await self._call(
             _plan.get_prefix(
@@ -134,6 +276,8 @@ class AsyncClient(ClientBase):
                 serializable=serializable,
                 keys_only=keys_only,
                 count_only=count_only,
+                timeout=timeout,
+                idempotent=idempotent,
             )
         )
 
@@ -147,6 +291,8 @@ class AsyncClient(ClientBase):
         prev_kv: bool = False,
         ignore_value: bool = False,
         ignore_lease: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
     ) -> PutResult:
         return await self._call(
             _plan.put(
@@ -156,6 +302,8 @@ class AsyncClient(ClientBase):
                 prev_kv=prev_kv,
                 ignore_value=ignore_value,
                 ignore_lease=ignore_lease,
+                timeout=timeout,
+                idempotent=idempotent,
             )
         )
 
@@ -168,9 +316,19 @@ class AsyncClient(ClientBase):
         prefix: bool = False,
         from_key: bool = False,
         prev_kv: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
     ) -> DeleteResult:
         return await self._call(
-            _plan.delete(key, range_end, prefix=prefix, from_key=from_key, prev_kv=prev_kv)
+            _plan.delete(
+                key,
+                range_end,
+                prefix=prefix,
+                from_key=from_key,
+                prev_kv=prev_kv,
+                timeout=timeout,
+                idempotent=idempotent,
+            )
         )
 
     @doc_of(_plan.txn)
@@ -179,9 +337,112 @@ class AsyncClient(ClientBase):
         compare: Iterable[Compare] = (),
         success: Iterable[Op] = (),
         failure: Iterable[Op] = (),
+        *,
+        timeout: float | None = None,
+        idempotent: bool = False,
     ) -> TxnResult:
-        return await self._call(_plan.txn(compare, success, failure))
+        return await self._call(
+            _plan.txn(compare, success, failure, timeout=timeout, idempotent=idempotent)
+        )
 
     @doc_of(_plan.compact)
-    async def compact(self, revision: int, *, physical: bool = False) -> CompactResult:
-        return await self._call(_plan.compact(revision, physical=physical))
+    async def compact(
+        self,
+        revision: int,
+        *,
+        physical: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
+    ) -> CompactResult:
+        return await self._call(
+            _plan.compact(revision, physical=physical, timeout=timeout, idempotent=idempotent)
+        )
+
+    @doc_of(_watch.watch_plan)
+    def watch(
+        self,
+        key: BytesLike,
+        *,
+        prefix: bool = False,
+        range_end: BytesLike | None = None,
+        start_revision: int = 0,
+        prev_kv: bool = False,
+        filters: Iterable[WatchFilter | str] = (),
+        progress_notify: bool = False,
+        fragment: bool = False,
+        require_leader: bool = False,
+    ) -> AsyncWatch:
+        return _watch.open_async_watch(
+            self,
+            _watch.watch_plan(
+                key,
+                prefix=prefix,
+                range_end=range_end,
+                start_revision=start_revision,
+                prev_kv=prev_kv,
+                filters=filters,
+                progress_notify=progress_notify,
+                fragment=fragment,
+                require_leader=require_leader,
+            ),
+        )
+
+    @doc_of(_watch.watch_once_plan)
+    async def watch_once(
+        self,
+        key: BytesLike,
+        *,
+        prefix: bool = False,
+        range_end: BytesLike | None = None,
+        start_revision: int = 0,
+        prev_kv: bool = False,
+        filters: Iterable[WatchFilter | str] = (),
+        require_leader: bool = False,
+        timeout: float | None = None,
+    ) -> Event:
+        plan, timeout = _watch.watch_once_plan(
+            key,
+            prefix=prefix,
+            range_end=range_end,
+            start_revision=start_revision,
+            prev_kv=prev_kv,
+            filters=filters,
+            require_leader=require_leader,
+            timeout=timeout,
+        )
+        return await _watch.async_watch_once(self, plan, timeout)
+
+    @doc_of(_watch.callback_plan)
+    def add_watch_callback(
+        self,
+        key: BytesLike,
+        callback: Callable[[WatchResponse], object],
+        *,
+        prefix: bool = False,
+        range_end: BytesLike | None = None,
+        start_revision: int = 0,
+        prev_kv: bool = False,
+        filters: Iterable[WatchFilter | str] = (),
+        progress_notify: bool = False,
+        fragment: bool = False,
+        require_leader: bool = False,
+        on_error: Callable[[EtcdError], object] | None = None,
+    ) -> AsyncWatch:
+        plan = _watch.callback_plan(
+            key,
+            callback,
+            prefix=prefix,
+            range_end=range_end,
+            start_revision=start_revision,
+            prev_kv=prev_kv,
+            filters=filters,
+            progress_notify=progress_notify,
+            fragment=fragment,
+            require_leader=require_leader,
+            on_error=on_error,
+        )
+        return _watch.async_add_callback(self, plan, callback, on_error)
+
+    @doc_of(_watch.request_progress_plan)
+    async def request_progress(self) -> None:
+        _watch.async_request_progress(self)

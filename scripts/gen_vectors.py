@@ -23,6 +23,7 @@ Usage: python3 scripts/gen_vectors.py [--check]
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from collections.abc import Callable
@@ -876,11 +877,24 @@ def build() -> dict[str, Any]:
     for fn, cases in decoders.items():
         files[f"{fn}.json"] = {"function": fn, "kind": "decoder", "cases": cases}
     files["malformed.json"] = {"kind": "malformed", "cases": malformed_cases()}
+    files.update(watch_vectors())
     for name, content in files.items():
         names = [c["name"] for c in content["cases"] if "function" not in c]
         names += [f"{c['function']}:{c['name']}" for c in content["cases"] if "function" in c]
         assert len(names) == len(set(names)), f"duplicate case names in {name}"
     return files
+
+
+def watch_vectors() -> dict[str, Any]:
+    """The watch codec's vectors (``watch_*.json``, from scripts/gen_watch_vectors.py), so
+    that regenerating and checking here covers every file in tests/vectors."""
+    path = Path(__file__).resolve().with_name("gen_watch_vectors.py")
+    spec = importlib.util.spec_from_file_location("gen_watch_vectors", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    built: dict[str, Any] = module.build()
+    return built
 
 
 def render(content: Any) -> str:

@@ -19,7 +19,7 @@ from cpython.bytes cimport (
     PyBytes_FromStringAndSize,
     PyBytes_GET_SIZE,
 )
-from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check, PyLong_CheckExact
 from cpython.number cimport PyIndex_Check, PyNumber_Index
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.tuple cimport PyTuple_CheckExact
@@ -154,7 +154,8 @@ cdef class ResponseHeader:
 
 etcdserverpb.ResponseHeader: where and when a response was produced."""
 
-    cdef object cluster_id, member_id, revision, raft_term
+    # Fields: cluster_id, member_id, revision, raft_term (declared in
+    # fastetcd/_codec.pxd).
 
     def __init__(self, cluster_id=0, member_id=0, revision=0, raft_term=0):
         self.cluster_id = cluster_id
@@ -203,7 +204,8 @@ cdef class KeyValue:
 
 mvccpb.KeyValue: one key with its value and revisions."""
 
-    cdef object key, value, create_revision, mod_revision, version, lease
+    # Fields: key, value, create_revision, mod_revision, version, lease (declared in
+    # fastetcd/_codec.pxd).
 
     def __init__(
         self, key=b'', value=b'', create_revision=0, mod_revision=0, version=0, lease=0
@@ -556,12 +558,24 @@ cdef long long _arg_int(object o, str name, long long lo, long long hi) except? 
 
 cdef inline int64_t _arg_i64(object o, str name) except? -1:
     """An int64 argument (TypeError for a non-int, OverflowError outside the range)."""
+    cdef int overflow = 0
+    cdef long long v
+    if PyLong_CheckExact(o):  # fast path; anything else (or an error) takes _arg_int
+        v = PyLong_AsLongLongAndOverflow(o, &overflow)
+        if not overflow:
+            return <int64_t>v
     return <int64_t>_arg_int(o, name, INT64_MIN, INT64_MAX)
 
 
 cdef inline int32_t _arg_i32(object o, str name) except? -1:
     """An int32 (enum) argument (TypeError for a non-int, OverflowError outside the
     range)."""
+    cdef int overflow = 0
+    cdef long long v
+    if PyLong_CheckExact(o):  # fast path; anything else (or an error) takes _arg_int
+        v = PyLong_AsLongLongAndOverflow(o, &overflow)
+        if not overflow and INT32_MIN <= v <= INT32_MAX:
+            return <int32_t>v
     return <int32_t>_arg_int(o, name, INT32_MIN, INT32_MAX)
 
 

@@ -64,23 +64,55 @@ def _new_loop():  # type: ignore[no-untyped-def]
     return uvloop.new_event_loop()
 
 
+def _test_transports() -> list[str]:
+    """Transports the ``kv`` fixture runs on: ``FASTETCD_TEST_TRANSPORTS`` (comma-separated),
+    default ``grpcio,native``; native is left out when its compiled core is unavailable
+    (``FASTETCD_NO_EXTENSIONS=1``)."""
+    from fastetcd import _native
+
+    names = os.environ.get("FASTETCD_TEST_TRANSPORTS", "grpcio,native")
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    if "native" in wanted and not _native.available():
+        if os.environ.get("FASTETCD_REQUIRE_EXTENSIONS"):
+            raise ImportError("FASTETCD_REQUIRE_EXTENSIONS is set but fastetcd._h2 is missing")
+        wanted.remove("native")
+    return wanted
+
+
+TEST_TRANSPORTS = _test_transports()
+
+
+@pytest.fixture(params=TEST_TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    """Each transport under test in turn (see ``FASTETCD_TEST_TRANSPORTS``)."""
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture(params=["sync", "async"])
-def kv(request: pytest.FixtureRequest, etcd_server):  # type: ignore[no-untyped-def]
+def kv(request: pytest.FixtureRequest, etcd_server, transport: str):  # type: ignore[no-untyped-def]
     """A client connected to the session's etcd: the blocking ``Client``, then the
-    ``AsyncClient`` (driven through ``SyncView``)."""
+    ``AsyncClient`` (driven through ``SyncView``), on each transport under test."""
     import fastetcd
 
     if request.param == "sync":
-        client = fastetcd.Client(etcd_server.endpoint)
+        client = fastetcd.Client(etcd_server.endpoint, transport=transport)
         yield client
         client.close()
         return
     loop = _new_loop()
 
     async def make() -> fastetcd.AsyncClient:
-        return fastetcd.AsyncClient(etcd_server.endpoint)
+        return fastetcd.AsyncClient(etcd_server.endpoint, transport=transport)
 
     aclient = loop.run_until_complete(make())
     yield SyncView(aclient, loop)
     loop.run_until_complete(aclient.close())
     loop.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "slow: real-cluster fault tests (tests/test_resilience.py); they run by default and in "
+        "CI, `-m 'not slow'` skips them",
+    )

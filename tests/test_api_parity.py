@@ -49,3 +49,46 @@ def test_every_public_name_documented() -> None:
     for cls in (fastetcd.Client, fastetcd.AsyncClient):
         for name in _public(cls):
             assert getattr(cls, name).__doc__, f"{cls.__name__}.{name}"
+
+
+# Watch methods (fastetcd.watch): same parameters and docstrings on both clients, taken from the
+# planning functions of fastetcd.watch; only Client.watch / add_watch_callback return different
+# handle types (Watch, AsyncWatch).
+WATCH_METHODS = {
+    "watch": "watch_plan",
+    "watch_once": "watch_once_plan",
+    "add_watch_callback": "callback_plan",
+    "request_progress": "request_progress_plan",
+}
+
+
+def test_watch_methods_match() -> None:
+    import fastetcd.watch
+
+    for name, plan_name in WATCH_METHODS.items():
+        plan = getattr(fastetcd.watch, plan_name)
+        expected = [
+            (p.name, p.kind, p.default, str(p.annotation))
+            for p in inspect.signature(plan).parameters.values()
+        ]
+        for cls in (fastetcd.Client, fastetcd.AsyncClient):
+            method = getattr(cls, name)
+            params = list(inspect.signature(method).parameters.values())
+            assert params[0].name == "self"
+            got = [(p.name, p.kind, p.default, str(p.annotation)) for p in params[1:]]
+            assert got == expected, (cls.__name__, name)
+            assert method.__doc__ and method.__doc__ == plan.__doc__, (cls.__name__, name)
+    for name in ("watch_once", "request_progress"):
+        assert inspect.iscoroutinefunction(getattr(fastetcd.AsyncClient, name))
+        assert not inspect.iscoroutinefunction(getattr(fastetcd.Client, name))
+    for name in ("watch", "add_watch_callback"):  # return a handle at once, on both clients
+        assert not inspect.iscoroutinefunction(getattr(fastetcd.AsyncClient, name))
+    watch_types = (fastetcd.watch.Watch, fastetcd.watch.AsyncWatch)
+    assert _public(watch_types[0]) == _public(watch_types[1])
+    for cls in watch_types:
+        for attr in _public(cls):
+            assert getattr(cls, attr).__doc__, f"{cls.__name__}.{attr}"
+    for name in fastetcd.watch.__all__:
+        obj = getattr(fastetcd.watch, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__doc__, f"fastetcd.watch.{name} has no docstring"

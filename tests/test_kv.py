@@ -390,6 +390,7 @@ def test_unreachable_endpoint_raises_unavailable() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with fastetcd.Client(f"127.0.0.1:{port}", timeout=5) as client:
+    # max_retries=0: the error itself, not the deadline that retrying would end at.
+    with fastetcd.Client(f"127.0.0.1:{port}", timeout=5, max_retries=0) as client:
         with pytest.raises(errors.UnavailableError):
             client.get(b"k")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import ctypes
 import http.client
 import json
 import os
@@ -53,7 +52,6 @@ __all__ = [
 
 LOOPBACK = "127.0.0.1"
 _SIGKILL: int = int(getattr(signal, "SIGKILL", signal.SIGTERM))
-_PR_SET_PDEATHSIG = 1
 
 _lock = threading.Lock()
 _procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -312,51 +310,35 @@ def read_log_tail(path: str, offset: int = 0, max_bytes: int = 8192, max_lines: 
     return "\n".join(lines[-max_lines:])
 
 
-_prctl_fn: Callable[..., int] | None = None
-_prctl_loaded = False
+_setpriv_prefix: list[str] | None = None
 
 
-def _load_prctl() -> Callable[..., int] | None:
-    global _prctl_fn, _prctl_loaded
-    if not _prctl_loaded:
-        _prctl_loaded = True
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fn = libc.prctl
-            fn.argtypes = [
-                ctypes.c_int,
-                ctypes.c_ulong,
-                ctypes.c_ulong,
-                ctypes.c_ulong,
-                ctypes.c_ulong,
-            ]
-            fn.restype = ctypes.c_int
-            _prctl_fn = fn
-        except (OSError, AttributeError, TypeError):
-            _prctl_fn = None
-    return _prctl_fn
+def _pdeathsig_prefix() -> list[str]:
+    """``setpriv --pdeathsig KILL --`` (util-linux) to put in front of a command, or [].
 
-
-def _pdeathsig_preexec() -> Callable[[], None] | None:
-    """A ``preexec_fn`` arming PR_SET_PDEATHSIG(SIGKILL), or None off Linux.
-
-    Everything the child-side function needs (the ctypes function, the parent pid)
-    is prepared here, so after fork it only makes one foreign call and one syscall.
+    It arms PR_SET_PDEATHSIG(SIGKILL) in the child, so etcd dies with the thread that
+    started it. This used to be a ``preexec_fn`` calling prctl through ctypes, but running
+    Python code between fork and exec is not safe in a process with other threads: with a
+    gRPC client busy in the same process, about one child in five crashed (SIGSEGV or
+    SIGABRT) before exec, e.g. a restarted cluster member "exited with status -11 during
+    startup". With no preexec_fn, Popen can also use vfork. Off Linux, or without a
+    setpriv that knows ``--pdeathsig``, nothing is armed (atexit still cleans up).
     """
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = _load_prctl()
-    if prctl is None:
-        return None
-    parent = os.getpid()
-    sig = _SIGKILL
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
+    global _setpriv_prefix
+    if _setpriv_prefix is None:
+        prefix: list[str] = []
+        path = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+        if path is not None:
+            try:
+                usage = subprocess.run(
+                    [path, "--help"], capture_output=True, text=True, timeout=10, check=False
+                ).stdout
+            except (OSError, subprocess.SubprocessError):
+                usage = ""
+            if "--pdeathsig" in usage:
+                prefix = [path, "--pdeathsig", "KILL", "--"]
+        _setpriv_prefix = prefix
+    return _setpriv_prefix
 
 
 class _Spawner:
@@ -401,18 +383,18 @@ _spawner = _Spawner()
 def spawn(cmd: Sequence[str], log_path: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     """Start ``cmd`` with stdout+stderr appended to ``log_path``; track it for cleanup."""
     posix = os.name == "posix"
+    argv = [*_pdeathsig_prefix(), *cmd]
 
     def popen() -> subprocess.Popen[bytes]:
         with open(log_path, "ab") as log:
             return subprocess.Popen(
-                list(cmd),
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=dict(env),
                 close_fds=True,
                 start_new_session=posix,
-                preexec_fn=_pdeathsig_preexec() if posix else None,
             )
 
     linux = sys.platform.startswith("linux")

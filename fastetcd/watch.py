@@ -1,0 +1,1048 @@
+"""Watching keys: :meth:`fastetcd.Client.watch` returns a :class:`Watch` (an iterator of
+:class:`WatchResponse`), :meth:`fastetcd.AsyncClient.watch` an :class:`AsyncWatch` (an async
+iterator of them).
+
+All the watches of one client share one gRPC Watch stream (two when some use
+``require_leader``: etcd's "has leader" check is per stream), multiplexed by watch id, with
+creates sent one at a time as etcd requires. The stream is opened with the first watch and
+closed when the last one ends. Responses are decoded straight from the bytes to
+:class:`WatchResponse`/:class:`Event`/``KeyValue`` objects by the compiled watch core
+(``fastetcd._watch``, or its pure twin ``fastetcd._watch_py``), which also holds all the
+state: create queue, resume points, fragment joining, buffers (see ``fastetcd/_watch.pyi``).
+What is here only moves bytes and waits: a reader thread per stream for :class:`Watch`, a
+reader task per stream for :class:`AsyncWatch`.
+
+Guarantees:
+
+* **Resume without loss or repeat.** When the stream breaks (member restart, connection cut,
+  failover to another endpoint) it is opened again with a backoff (1 ms growing 25% a step
+  to 100 ms, as etcd's Go client) and every watch is created again from its next revision:
+  the last delivered event's ``mod_revision + 1``, or ``header.revision + 1`` after the
+  created response of a watch that started "now" or a progress notification addressed to
+  it. Each revision is delivered once, in order. A resume point that was compacted ends
+  the watch with :class:`fastetcd.errors.CompactedError` (``compact_revision`` tells up to
+  where), never a silent skip.
+* **Errors end the watch, after what was received.** The iterator yields every response
+  buffered before the end, then raises the error: ``CompactedError``, ``NoLeaderError``
+  (``require_leader=True`` and the member lost its leader), the error named by etcd when it
+  refuses a watch, ``CancelledError`` once the client is closed. UNAVAILABLE and transport
+  errors are not errors of the watch: they are resumed, for ever (as clientv3 does).
+* **Backpressure.** Each watch buffers the responses its consumer has not taken yet. When
+  one buffer holds more than :data:`MAX_BUFFERED_BYTES` (wire bytes plus an allowance per
+  event), the client stops reading the stream until that consumer catches up (or cancels):
+  memory stays bounded, gRPC flow control pushes back to etcd, and etcd — which keeps a
+  watcher that cannot be sent to as "unsynced" — replays the missed revisions from its
+  history afterwards. A slow consumer therefore delays the other watches of the same
+  client; give independent consumers their own client. A :class:`Watch` dropped without
+  :meth:`~Watch.cancel` is canceled when it is garbage-collected.
+* **Large responses.** A watcher that falls behind is caught up with responses of up to
+  1,000 revisions each, which can be many MiB: they are received whole (the client's
+  receive limit is 2**31-1), or, with ``fragment=True``, as fragments of at most etcd's
+  ``--max-request-bytes`` that are joined again before delivery.
+
+The first response of every watch is its ``created`` one (no events; ``header.revision`` is
+the store revision the watch starts after, when it started "now"). Then come responses with
+events, and progress notifications (``is_progress_notify``) when ``progress_notify=True`` or
+after :meth:`fastetcd.Client.request_progress`. (A progress notification answering
+``request_progress`` does not move the resume point: etcd before 3.5.8 sends it even to a
+watch still catching up, etcd-io/etcd#15220.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import logging
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable
+
+from ._impl import retry
+from ._impl import watch as _core
+from ._requests import BytesLike, int64, range_bounds
+from .errors import (
+    CancelledError,
+    ClientError,
+    DeadlineExceededError,
+    EtcdError,
+    InvalidArgumentError,
+)
+
+if TYPE_CHECKING:
+    from ._watch import Event, EventType, WatchCore, Watcher, WatchResponse
+    from .aio import AsyncClient
+    from .client import Client
+else:
+    Event = _core.Event
+    EventType = _core.EventType
+    WatchResponse = _core.WatchResponse
+    Watcher = _core.Watcher
+
+__all__ = [
+    "Watch",
+    "AsyncWatch",
+    "WatchResponse",
+    "Event",
+    "EventType",
+    "WatchFilter",
+    "MAX_BUFFERED_BYTES",
+    "watch_plan",
+    "watch_once_plan",
+    "callback_plan",
+    "request_progress_plan",
+]
+
+_log = logging.getLogger("fastetcd")
+_allocate_lock = threading.Lock
+
+#: Per watch: how many bytes of responses (wire size plus an allowance per event) may wait
+#: for the consumer before the client stops reading the stream (read when a client opens its
+#: watch stream).
+MAX_BUFFERED_BYTES = 8 * 1024 * 1024
+
+WATCH_METHOD = "/etcdserverpb.Watch/Watch"
+_HAS_LEADER: tuple[tuple[str, str], ...] = (("hasleader", "true"),)
+# Reconnect backoff of a broken watch stream: etcd's Go client (1 ms, +25% a step, 100 ms).
+_BACKOFF = (0.001, 1.25, 0.1, 0.1)
+# While the reader is paused by a full buffer it still looks for abandoned watches this often.
+_PAUSE_POLL = 1.0
+
+_decode = _core.decode_watch_response
+
+
+class WatchFilter(enum.IntEnum):
+    """Events a watch does not want (etcd's ``WatchCreateRequest.FilterType``)."""
+
+    NOPUT = 0
+    """Drop PUT events."""
+    NODELETE = 1
+    """Drop DELETE events."""
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _filter(value: object) -> int:
+    if isinstance(value, str):
+        try:
+            return int(WatchFilter[value.upper()])
+        except KeyError:
+            pass
+    elif isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
+        return int(value)
+    raise InvalidArgumentError(f"invalid watch filter {value!r}: use a fastetcd.WatchFilter")
+
+
+class WatchPlan:
+    """A validated watch request: what :meth:`WatchCore.add` takes, plus the stream kind."""
+
+    __slots__ = ("args", "require_leader")
+
+    def __init__(self, args: tuple[Any, ...], require_leader: bool) -> None:
+        self.args = args
+        self.require_leader = require_leader
+
+
+def watch_plan(
+    key: BytesLike,
+    *,
+    prefix: bool = False,
+    range_end: BytesLike | None = None,
+    start_revision: int = 0,
+    prev_kv: bool = False,
+    filters: Iterable[WatchFilter | str] = (),
+    progress_notify: bool = False,
+    fragment: bool = False,
+    require_leader: bool = False,
+) -> WatchPlan:
+    """Watch ``key`` — or every key starting with it (``prefix=True``; an empty prefix
+    watches the whole keyspace), or the keys in ``[key, range_end)`` — for changes.
+
+    Returns a :class:`fastetcd.watch.Watch` (an :class:`fastetcd.watch.AsyncWatch` for the
+    asyncio client): iterate over it for :class:`WatchResponse` objects (``events``,
+    ``header``, ``created``, ``is_progress_notify``, ...); the first one is the ``created``
+    response. Use it as a context manager (``with``/``async with``: entering waits until
+    etcd has created the watch, leaving cancels it) or call ``cancel()``.
+
+    ``start_revision``: deliver events from this revision on (0: from now on); a compacted
+    revision ends the watch with ``CompactedError``. ``prev_kv``: events carry the key's
+    previous value. ``filters``: ``WatchFilter.NOPUT`` / ``NODELETE`` (or "noput" /
+    "nodelete") drop those events. ``progress_notify``: etcd sends an empty progress
+    notification when the watch has been idle for a while (10 minutes by default).
+    ``fragment``: let etcd split responses larger than its ``--max-request-bytes`` (they are
+    joined again before delivery). ``require_leader``: end the watch with ``NoLeaderError``
+    when the member loses its leader, instead of waiting for it to come back.
+
+    The watch survives broken connections, member restarts and failover: it is resumed from
+    the revision after the last one delivered, so every revision arrives exactly once, in
+    order (see :mod:`fastetcd.watch` for buffering and backpressure).
+    """
+    start, end = range_bounds(key, range_end, prefix, False)
+    if isinstance(filters, (str, bytes)):
+        raise InvalidArgumentError("filters must be a list of WatchFilter values, not a string")
+    try:
+        flt = tuple(_filter(f) for f in filters)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"filters must be a list of WatchFilter values, not {type(filters).__name__}"
+        ) from None
+    args = (
+        start,
+        end,
+        int64(start_revision, "start_revision", 0),
+        bool(progress_notify),
+        flt,
+        bool(prev_kv),
+        bool(fragment),
+    )
+    return WatchPlan(args, bool(require_leader))
+
+
+def watch_once_plan(
+    key: BytesLike,
+    *,
+    prefix: bool = False,
+    range_end: BytesLike | None = None,
+    start_revision: int = 0,
+    prev_kv: bool = False,
+    filters: Iterable[WatchFilter | str] = (),
+    require_leader: bool = False,
+    timeout: float | None = None,
+) -> tuple[WatchPlan, float | None]:
+    """Wait for the next change of ``key`` (or of the range, as in ``watch``) and return its
+    :class:`Event` (the first event of the first response with events).
+
+    ``timeout``: seconds to wait, watch creation included (None: the client's ``timeout``;
+    both None: no limit); past it ``DeadlineExceededError`` is raised. The other options
+    are those of ``watch``; the watch is canceled before returning.
+    """
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+    ):
+        raise InvalidArgumentError(f"timeout must be > 0 seconds or None, not {timeout!r}")
+    plan = watch_plan(
+        key,
+        prefix=prefix,
+        range_end=range_end,
+        start_revision=start_revision,
+        prev_kv=prev_kv,
+        filters=filters,
+        require_leader=require_leader,
+    )
+    return plan, timeout
+
+
+def callback_plan(
+    key: BytesLike,
+    callback: Callable[[WatchResponse], object],
+    *,
+    prefix: bool = False,
+    range_end: BytesLike | None = None,
+    start_revision: int = 0,
+    prev_kv: bool = False,
+    filters: Iterable[WatchFilter | str] = (),
+    progress_notify: bool = False,
+    fragment: bool = False,
+    require_leader: bool = False,
+    on_error: Callable[[EtcdError], object] | None = None,
+) -> WatchPlan:
+    """Watch ``key`` (options as in ``watch``) and call ``callback(response)`` with every
+    :class:`WatchResponse`, from a daemon thread (``Client``) or a task (``AsyncClient``, where
+    a callback returning an awaitable is awaited). Returns the watch: ``cancel()`` it to stop.
+
+    When the watch ends with an error, ``on_error(error)`` is called (the error is logged when
+    there is none). A callback that raises cancels the watch (the exception is logged).
+    Callbacks run one at a time, in order; a slow one holds back the stream like a slow
+    consumer does.
+    """
+    if not callable(callback) or (on_error is not None and not callable(on_error)):
+        raise InvalidArgumentError("callback and on_error must be callables")
+    return watch_plan(
+        key,
+        prefix=prefix,
+        range_end=range_end,
+        start_revision=start_revision,
+        prev_kv=prev_kv,
+        filters=filters,
+        progress_notify=progress_notify,
+        fragment=fragment,
+        require_leader=require_leader,
+    )
+
+
+def request_progress_plan() -> None:
+    """Ask etcd for a progress notification on this client's watch streams: every watch
+    gets a response with no events whose ``header.revision`` is the store's revision
+    (``is_progress_notify`` is True). Nothing happens when the client watches nothing."""
+
+
+def _new_core(require_leader: bool) -> WatchCore:
+    return _core.WatchCore(
+        retry.Backoff(*_BACKOFF),
+        require_leader=require_leader,
+        max_buffered_bytes=MAX_BUFFERED_BYTES,
+    )
+
+
+def _open_failed(core: WatchCore, error: EtcdError) -> float | None:
+    """A stream could not even be opened: ``CancelledError`` means the client is closed (the
+    watches end with it); other errors are judged like a broken stream (wait, or end)."""
+    if isinstance(error, CancelledError):
+        core.fail(error)
+        return None
+    return core.on_disconnect(error)
+
+
+def _unexpected(exc: BaseException) -> EtcdError:
+    _log.exception("fastetcd watch stream failed unexpectedly")
+    error = ClientError(f"the watch stream failed: {exc!r}")
+    error.__cause__ = exc
+    return error
+
+
+# --------------------------------------------------------------------------- blocking driver
+
+
+class _Waiter:
+    """Where the consumers of one watch wait, under the stream's lock: ``Condition``
+    semantics (each waiting thread blocks on its own lock, so no wake-up is taken by another
+    thread) with less bookkeeping per wake-up."""
+
+    __slots__ = ("_locks",)
+
+    def __init__(self) -> None:
+        self._locks: list[Any] = []
+
+    def wait(self, lock: threading.Lock, timeout: float | None = None) -> bool:
+        """Release ``lock`` (held), wait for :meth:`wake` or ``timeout``, take ``lock`` again;
+        False on timeout."""
+        mine = _allocate_lock()
+        mine.acquire()
+        self._locks.append(mine)
+        lock.release()
+        try:
+            woken: bool = mine.acquire(True, -1 if timeout is None else timeout)
+        finally:
+            lock.acquire()
+        if not woken:
+            try:
+                self._locks.remove(mine)
+            except ValueError:  # woken just after the timeout
+                pass
+        return woken
+
+    def wake(self) -> None:
+        """Wake every waiting consumer (lock held)."""
+        locks, self._locks = self._locks, []
+        for waiting in locks:
+            waiting.release()
+
+
+class _SyncStream:
+    """The watches of a :class:`fastetcd.Client` on one Watch stream: one daemon reader
+    thread (started with the first watch, ended with the last), the core under one lock."""
+
+    def __init__(self, client: Client, require_leader: bool) -> None:
+        self._client = client
+        self._metadata = _HAS_LEADER if require_leader else None
+        self._lock = threading.Lock()
+        # The reader waits here while paused (or backing off); consumers notify it.
+        self._space = threading.Condition(self._lock)
+        self._core = _new_core(require_leader)
+        self._stream: Any = None
+        self._closed_by_us: Any = None
+        self._thread: threading.Thread | None = None
+        self._abandoned: deque[Watcher] = deque()
+
+    # ----------------------------------------------------------------- under the lock
+
+    def _flush(self) -> None:
+        """Send what the core wants sent and wake whom it wants woken (lock held)."""
+        core = self._core
+        requests = core.take_requests()
+        stream = self._stream
+        if stream is not None:
+            try:
+                for request in requests:
+                    stream.send(request)
+            except EtcdError:
+                pass  # the stream is broken: the reader sees it and resumes
+        for watcher in core.take_woken():
+            watcher.waker.wake()  # type: ignore[attr-defined]
+
+    def _drain_abandoned(self) -> None:
+        while self._abandoned:
+            self._cancel(self._abandoned.popleft())
+
+    def _cancel(self, watcher: Watcher) -> None:
+        core = self._core
+        core.cancel(watcher)
+        self._flush()
+        self._space.notify_all()
+        if core.active == 0 and self._stream is not None:
+            self._closed_by_us = self._stream
+            self._stream.close()
+
+    # ----------------------------------------------------------------- consumers' side
+
+    def add(self, plan: WatchPlan) -> Watcher:
+        with self._lock:
+            self._drain_abandoned()
+            watcher = self._core.add(*plan.args)
+            watcher.waker = _Waiter()
+            self._flush()
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="fastetcd-watch", daemon=True
+                )
+                self._thread.start()
+        return watcher
+
+    def cancel(self, watcher: Watcher) -> None:
+        with self._lock:
+            self._cancel(watcher)
+
+    def abandon(self, watcher: Watcher) -> None:
+        """Cancel a watch whose handle was garbage-collected (from any thread, even one
+        holding the lock: then the reader does it at its next turn)."""
+        self._abandoned.append(watcher)
+        if self._lock.acquire(blocking=False):
+            try:
+                self._drain_abandoned()
+            finally:
+                self._lock.release()
+
+    def request_progress(self) -> None:
+        with self._lock:
+            self._core.request_progress()
+            self._flush()
+
+    def get(self, watcher: Watcher, timeout: float | None) -> WatchResponse | None:
+        core = self._core
+        lock = self._lock
+        waiter: _Waiter = watcher.waker  # type: ignore[assignment]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with lock:
+            while True:
+                paused = core.paused
+                response = core.pop(watcher)
+                if response is not None:
+                    if paused and not core.paused:
+                        self._space.notify_all()
+                    return response
+                if watcher.done:
+                    if watcher.error is not None:
+                        raise watcher.error
+                    return None
+                if deadline is None:
+                    waiter.wait(lock)
+                else:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not waiter.wait(lock, remaining):
+                        if watcher.buffered or watcher.done:
+                            continue
+                        raise DeadlineExceededError(f"no watch response within {timeout} s")
+
+    def wait_created(self, watcher: Watcher, timeout: float | None) -> None:
+        lock = self._lock
+        waiter: _Waiter = watcher.waker  # type: ignore[assignment]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with lock:
+            while not watcher.created:
+                if watcher.done:
+                    if watcher.error is not None:
+                        raise watcher.error
+                    return
+                if deadline is None:
+                    waiter.wait(lock)
+                elif not waiter.wait(lock, max(0.0, deadline - time.monotonic())):
+                    if not watcher.created and not watcher.done:
+                        raise DeadlineExceededError(f"watch not created within {timeout} s")
+
+    # ----------------------------------------------------------------- the reader thread
+
+    def _run(self) -> None:
+        core = self._core
+        try:
+            while True:
+                with self._lock:
+                    self._drain_abandoned()
+                    if core.active == 0:
+                        self._thread = None
+                        return
+                try:  # outside the lock: a transport may connect here
+                    stream = self._client._transport.stream(WATCH_METHOD, self._metadata)
+                except EtcdError as exc:
+                    with self._lock:
+                        delay = _open_failed(core, exc)
+                        self._flush()
+                        if delay:
+                            self._space.wait(delay)
+                    continue
+                with self._lock:
+                    if core.active == 0:  # the last watch ended meanwhile
+                        stream.close()
+                        continue
+                    self._stream = stream
+                    core.on_connect()
+                    self._flush()
+                error = self._pump(stream)
+                with self._lock:
+                    self._stream = None
+                    ours = self._closed_by_us is stream
+                    self._closed_by_us = None
+                    delay = core.on_disconnect(None if ours else error)
+                    self._flush()
+                    if ours:
+                        delay = 0.0
+                    if delay and core.active:
+                        self._space.wait(delay)
+                stream.close()
+        except BaseException as exc:  # a bug: never leave consumers waiting for ever
+            with self._lock:
+                core.fail(_unexpected(exc))
+                self._flush()
+                self._thread = None
+                self._stream = None
+
+    def _pump(self, stream: Any) -> EtcdError | None:
+        """Read responses until the stream ends; return its error (None: clean end)."""
+        core = self._core
+        lock = self._lock
+        try:
+            while True:
+                data = stream.recv()
+                if data is None:
+                    return None
+                response = _decode(data)
+                with lock:
+                    core.apply(response, len(data))
+                    self._flush()
+                    while core.paused and core.active:
+                        self._space.wait(_PAUSE_POLL)
+                        self._drain_abandoned()
+                    self._drain_abandoned()
+                    if core.active == 0:
+                        return None
+        except EtcdError as exc:
+            return exc
+
+
+class Watch:
+    """A watch of a :class:`fastetcd.Client` (made by :meth:`fastetcd.Client.watch`).
+
+    Iterate over it for :class:`WatchResponse` objects (the first is the ``created`` one);
+    iteration ends after :meth:`cancel`, and raises the error that ended the watch (after the
+    responses received before it). ``with client.watch(...) as w:`` waits until the watch is
+    created and cancels it on exit. :meth:`get` takes a timeout. Thread-safe."""
+
+    def __init__(self, stream: _SyncStream, watcher: Watcher) -> None:
+        self._stream = stream
+        self._watcher = watcher
+
+    def __iter__(self) -> Iterator[WatchResponse]:
+        return self
+
+    def __next__(self) -> WatchResponse:
+        response = self._stream.get(self._watcher, None)
+        if response is None:
+            raise StopIteration
+        return response
+
+    def get(self, timeout: float | None = None) -> WatchResponse | None:
+        """The next response, waiting up to ``timeout`` seconds (None: no limit) and raising
+        ``DeadlineExceededError`` past it; None once the watch is canceled; the watch's
+        error once it has ended with one."""
+        return self._stream.get(self._watcher, timeout)
+
+    def events(self) -> Iterator[Event]:
+        """Iterate over the events of the responses (skipping created and progress ones)."""
+        for response in self:
+            yield from response.events
+
+    def wait_created(self, timeout: float | None = None) -> None:
+        """Wait until etcd has created the watch (events written after this are seen);
+        raise the watch's error if it ended, ``DeadlineExceededError`` after ``timeout``."""
+        self._stream.wait_created(self._watcher, timeout)
+
+    def cancel(self) -> None:
+        """Stop watching: iteration ends (responses not yet taken are dropped)."""
+        self._stream.cancel(self._watcher)
+
+    @property
+    def done(self) -> bool:
+        """True once the watch has ended (canceled, or with an error)."""
+        return self._watcher.done
+
+    @property
+    def next_revision(self) -> int:
+        """The revision the watch resumes from after a broken stream (0 before creation)."""
+        return self._watcher.next_revision
+
+    @property
+    def watch_id(self) -> int:
+        """etcd's id of the watch on the current stream (-1 while not created)."""
+        return self._watcher.watch_id
+
+    def __enter__(self) -> Watch:
+        try:
+            self.wait_created(self._stream._client.timeout)
+        except BaseException:
+            self.cancel()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cancel()
+
+    def __del__(self) -> None:
+        watcher = getattr(self, "_watcher", None)
+        if watcher is not None and not watcher.done:
+            try:
+                self._stream.abandon(watcher)
+            except Exception:  # interpreter shutdown
+                pass
+
+    def __repr__(self) -> str:
+        w = self._watcher
+        return f"<Watch key={w.key!r} range_end={w.range_end!r} next_revision={w.next_revision}>"
+
+
+def _sync_stream(client: Client, require_leader: bool) -> _SyncStream:
+    streams: dict[bool, _SyncStream] | None = client.__dict__.get("_watch_streams")
+    if streams is None:
+        with _STREAMS_LOCK:
+            streams = client.__dict__.setdefault("_watch_streams", {})
+    stream = streams.get(require_leader)
+    if stream is None:
+        with _STREAMS_LOCK:
+            stream = streams.setdefault(require_leader, _SyncStream(client, require_leader))
+    return stream
+
+
+_STREAMS_LOCK = threading.Lock()
+
+
+def open_watch(client: Client, plan: WatchPlan) -> Watch:
+    """Start a watch of a blocking client (``Client.watch``)."""
+    stream = _sync_stream(client, plan.require_leader)
+    return Watch(stream, stream.add(plan))
+
+
+def request_progress(client: Client) -> None:
+    """Ask etcd for a progress notification on the client's watch streams."""
+    streams: dict[bool, _SyncStream] = client.__dict__.get("_watch_streams") or {}
+    for stream in list(streams.values()):
+        stream.request_progress()
+
+
+def watch_once(client: Client, plan: WatchPlan, timeout: float | None) -> Event:
+    """``Client.watch_once``."""
+    if timeout is None:
+        timeout = client.timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
+    w = open_watch(client, plan)
+    try:
+        w.wait_created(timeout)
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            response = w.get(left)
+            if response is None:
+                raise CancelledError("the watch was canceled")
+            if response.events:
+                return response.events[0]
+    finally:
+        w.cancel()
+
+
+def add_callback(
+    client: Client,
+    plan: WatchPlan,
+    callback: Callable[[WatchResponse], object],
+    on_error: Callable[[EtcdError], object] | None,
+) -> Watch:
+    """``Client.add_watch_callback``: a daemon thread feeds ``callback``."""
+    w = open_watch(client, plan)
+
+    def run() -> None:
+        try:
+            for response in w:
+                callback(response)
+        except EtcdError as exc:
+            if on_error is not None:
+                on_error(exc)
+            else:
+                _log.warning("fastetcd watch callback: the watch ended: %s", exc)
+        except Exception:
+            _log.exception("fastetcd watch callback raised; the watch is canceled")
+            w.cancel()
+
+    threading.Thread(target=run, name="fastetcd-watch-callback", daemon=True).start()
+    return w
+
+
+# --------------------------------------------------------------------------- asyncio driver
+
+
+class _AsyncStream:
+    """The watches of a :class:`fastetcd.AsyncClient` on one Watch stream: one reader task
+    and one writer task per connection (started with the first watch, ended with the last)."""
+
+    def __init__(self, client: AsyncClient, require_leader: bool) -> None:
+        self._client = client
+        self._metadata = _HAS_LEADER if require_leader else None
+        self._core = _new_core(require_leader)
+        self._stream: Any = None
+        self._closed_by_us: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: deque[bytes] = deque()  # requests the writer task sends, in order
+        self._outbox = asyncio.Event()  # set when _pending has requests
+        self._space = asyncio.Event()  # set whenever the reader may go on
+
+    def _flush(self) -> None:
+        core = self._core
+        requests = core.take_requests()
+        if requests and self._stream is not None:
+            self._pending.extend(requests)
+            self._outbox.set()
+        for watcher in core.take_woken():
+            watcher.waker.set()  # type: ignore[attr-defined]
+
+    def _cancel_now(self, watcher: Watcher) -> None:
+        core = self._core
+        core.cancel(watcher)
+        self._flush()
+        self._space.set()
+        if core.active == 0 and self._stream is not None:
+            self._closed_by_us = self._stream
+            self._stream.close()
+
+    # ----------------------------------------------------------------- consumers' side
+
+    def add(self, plan: WatchPlan) -> Watcher:
+        loop = asyncio.get_running_loop()
+        watcher = self._core.add(*plan.args)
+        watcher.waker = asyncio.Event()
+        self._flush()
+        if self._task is None:
+            self._loop = loop
+            self._task = loop.create_task(self._run())
+        return watcher
+
+    def cancel(self, watcher: Watcher) -> None:
+        self._cancel_now(watcher)
+
+    def abandon(self, watcher: Watcher) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._cancel_now, watcher)
+
+    def request_progress(self) -> None:
+        self._core.request_progress()
+        self._flush()
+
+    async def get(self, watcher: Watcher, timeout: float | None) -> WatchResponse | None:
+        core = self._core
+        waker: asyncio.Event = watcher.waker  # type: ignore[assignment]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            paused = core.paused
+            response = core.pop(watcher)
+            if response is not None:
+                if paused and not core.paused:
+                    self._space.set()
+                return response
+            if watcher.done:
+                if watcher.error is not None:
+                    raise watcher.error
+                return None
+            waker.clear()
+            if deadline is None:
+                await waker.wait()
+            else:
+                try:
+                    await asyncio.wait_for(waker.wait(), max(0.0, deadline - time.monotonic()))
+                except asyncio.TimeoutError:
+                    if not watcher.buffered and not watcher.done:
+                        raise DeadlineExceededError(
+                            f"no watch response within {timeout} s"
+                        ) from None
+
+    async def wait_created(self, watcher: Watcher, timeout: float | None) -> None:
+        waker: asyncio.Event = watcher.waker  # type: ignore[assignment]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not watcher.created:
+            if watcher.done:
+                if watcher.error is not None:
+                    raise watcher.error
+                return
+            waker.clear()
+            if deadline is None:
+                await waker.wait()
+            else:
+                try:
+                    await asyncio.wait_for(waker.wait(), max(0.0, deadline - time.monotonic()))
+                except asyncio.TimeoutError:
+                    if not watcher.created and not watcher.done:
+                        raise DeadlineExceededError(
+                            f"watch not created within {timeout} s"
+                        ) from None
+
+    # ----------------------------------------------------------------- reader and writer
+
+    async def _write(self, stream: Any) -> None:
+        pending = self._pending
+        try:
+            while True:
+                await self._outbox.wait()
+                self._outbox.clear()
+                while pending:
+                    await stream.send(pending.popleft())
+        except EtcdError:
+            pass  # the stream is broken: the reader sees it and resumes
+
+    async def _run(self) -> None:
+        core = self._core
+        try:
+            while core.active:
+                try:
+                    stream = self._client._transport.stream(WATCH_METHOD, self._metadata)
+                except EtcdError as exc:
+                    delay = _open_failed(core, exc)
+                    self._flush()
+                    if delay:
+                        await asyncio.sleep(delay)
+                    continue
+                self._stream = stream
+                self._pending.clear()  # requests for the previous stream
+                core.on_connect()
+                writer = asyncio.ensure_future(self._write(stream))
+                self._flush()
+                try:
+                    error = await self._pump(stream)
+                finally:
+                    writer.cancel()
+                    self._stream = None
+                    stream.close()
+                ours = self._closed_by_us is stream
+                self._closed_by_us = None
+                delay = core.on_disconnect(None if ours else error)
+                self._flush()
+                if delay and not ours and core.active:
+                    await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            core.fail(CancelledError("the watch stream's task was cancelled"))
+            self._flush()
+            raise
+        except BaseException as exc:  # a bug: never leave consumers waiting for ever
+            core.fail(_unexpected(exc))
+            self._flush()
+        finally:
+            self._task = None
+
+    async def _pump(self, stream: Any) -> EtcdError | None:
+        core = self._core
+        try:
+            while True:
+                try:
+                    data = await stream.recv()
+                except asyncio.CancelledError:
+                    # grpc.aio raises it when the call is cancelled (by us, by the client's
+                    # close, by a transport swap): that ends the stream, not this task —
+                    # unless the task itself is being cancelled (only Python 3.11+ can tell
+                    # the two apart; before, a cancelled call ends the watches).
+                    if self._closed_by_us is stream:
+                        return None
+                    task = asyncio.current_task()
+                    if sys.version_info >= (3, 11) and task is not None and not task.cancelling():
+                        return CancelledError("the watch stream was cancelled")
+                    raise
+                if data is None:
+                    return None
+                core.apply(_decode(data), len(data))
+                self._flush()
+                while core.paused and core.active:
+                    self._space.clear()
+                    await self._space.wait()
+                if core.active == 0:
+                    return None
+        except EtcdError as exc:
+            return exc
+
+
+class AsyncWatch:
+    """A watch of a :class:`fastetcd.AsyncClient` (made by :meth:`fastetcd.AsyncClient.watch`).
+
+    ``async for`` over it for :class:`WatchResponse` objects (the first is the ``created``
+    one); iteration ends after :meth:`cancel`, and raises the error that ended the watch
+    (after the responses received before it). ``async with client.watch(...) as w:`` waits
+    until the watch is created and cancels it on exit. :meth:`get` takes a timeout. Use it
+    on the event loop that made it."""
+
+    def __init__(self, stream: _AsyncStream, watcher: Watcher) -> None:
+        self._stream = stream
+        self._watcher = watcher
+
+    def __aiter__(self) -> AsyncWatch:
+        return self
+
+    async def __anext__(self) -> WatchResponse:
+        response = await self._stream.get(self._watcher, None)
+        if response is None:
+            raise StopAsyncIteration
+        return response
+
+    async def get(self, timeout: float | None = None) -> WatchResponse | None:
+        """The next response, waiting up to ``timeout`` seconds (None: no limit) and raising
+        ``DeadlineExceededError`` past it; None once the watch is canceled; the watch's
+        error once it has ended with one."""
+        return await self._stream.get(self._watcher, timeout)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Iterate (``async for``) over the events of the responses (skipping created and
+        progress ones)."""
+        async for response in self:
+            for event in response.events:
+                yield event
+
+    async def wait_created(self, timeout: float | None = None) -> None:
+        """Wait until etcd has created the watch (events written after this are seen);
+        raise the watch's error if it ended, ``DeadlineExceededError`` after ``timeout``."""
+        await self._stream.wait_created(self._watcher, timeout)
+
+    def cancel(self) -> None:
+        """Stop watching: iteration ends (responses not yet taken are dropped)."""
+        self._stream.cancel(self._watcher)
+
+    @property
+    def done(self) -> bool:
+        """True once the watch has ended (canceled, or with an error)."""
+        return self._watcher.done
+
+    @property
+    def next_revision(self) -> int:
+        """The revision the watch resumes from after a broken stream (0 before creation)."""
+        return self._watcher.next_revision
+
+    @property
+    def watch_id(self) -> int:
+        """etcd's id of the watch on the current stream (-1 while not created)."""
+        return self._watcher.watch_id
+
+    async def __aenter__(self) -> AsyncWatch:
+        try:
+            await self.wait_created(self._stream._client.timeout)
+        except BaseException:
+            self.cancel()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cancel()
+
+    def __del__(self) -> None:
+        watcher = getattr(self, "_watcher", None)
+        if watcher is not None and not watcher.done:
+            try:
+                self._stream.abandon(watcher)
+            except Exception:  # interpreter shutdown, closed loop
+                pass
+
+    def __repr__(self) -> str:
+        w = self._watcher
+        return (
+            f"<AsyncWatch key={w.key!r} range_end={w.range_end!r} next_revision={w.next_revision}>"
+        )
+
+
+def _async_stream(client: AsyncClient, require_leader: bool) -> _AsyncStream:
+    streams: dict[bool, _AsyncStream] = client.__dict__.setdefault("_watch_streams", {})
+    stream = streams.get(require_leader)
+    if stream is None:
+        stream = streams[require_leader] = _AsyncStream(client, require_leader)
+    return stream
+
+
+def open_async_watch(client: AsyncClient, plan: WatchPlan) -> AsyncWatch:
+    """Start a watch of an asyncio client (``AsyncClient.watch``; needs a running loop)."""
+    stream = _async_stream(client, plan.require_leader)
+    return AsyncWatch(stream, stream.add(plan))
+
+
+def async_request_progress(client: AsyncClient) -> None:
+    """Ask etcd for a progress notification on the client's watch streams."""
+    streams: dict[bool, _AsyncStream] = client.__dict__.get("_watch_streams") or {}
+    for stream in list(streams.values()):
+        stream.request_progress()
+
+
+async def async_watch_once(client: AsyncClient, plan: WatchPlan, timeout: float | None) -> Event:
+    """``AsyncClient.watch_once``."""
+    if timeout is None:
+        timeout = client.timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
+    w = open_async_watch(client, plan)
+    try:
+        await w.wait_created(timeout)
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            response = await w.get(left)
+            if response is None:
+                raise CancelledError("the watch was canceled")
+            if response.events:
+                return response.events[0]
+    finally:
+        w.cancel()
+
+
+def async_add_callback(
+    client: AsyncClient,
+    plan: WatchPlan,
+    callback: Callable[[WatchResponse], object],
+    on_error: Callable[[EtcdError], object] | None,
+) -> AsyncWatch:
+    """``AsyncClient.add_watch_callback``: a task feeds ``callback`` (awaited when it returns
+    an awaitable)."""
+    w = open_async_watch(client, plan)
+
+    async def run() -> None:
+        try:
+            async for response in w:
+                result = callback(response)
+                if inspect.isawaitable(result):
+                    await result
+        except EtcdError as exc:
+            if on_error is not None:
+                result = on_error(exc)
+                if inspect.isawaitable(result):
+                    await result
+            else:
+                _log.warning("fastetcd watch callback: the watch ended: %s", exc)
+        except Exception:
+            _log.exception("fastetcd watch callback raised; the watch is canceled")
+            w.cancel()
+
+    task = asyncio.get_running_loop().create_task(run())
+    _CALLBACK_TASKS.add(task)
+    task.add_done_callback(_CALLBACK_TASKS.discard)
+    return w
+
+
+# Strong references to callback tasks (the loop only keeps weak ones).
+_CALLBACK_TASKS: set[asyncio.Task[None]] = set()
