@@ -30,9 +30,12 @@ from fastetcd._codec_py import (
     _check_bytes,
     _check_int,
     _header,
+    _immutable,
     _int64,
     _key_value,
     _length,
+    _new,
+    _setattr,
     _skip,
     _tag_at,
     _uvarint,
@@ -75,13 +78,6 @@ DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024
 # What a buffered response costs beyond its wire bytes: the Python objects it became.
 _RESPONSE_OVERHEAD = 256
 _EVENT_OVERHEAD = 256
-
-_setattr = object.__setattr__
-_new = object.__new__
-
-
-def _immutable(self: object, name: str, value: object = None) -> None:
-    raise AttributeError(f"{type(self).__name__} objects are immutable (cannot change {name!r})")
 
 
 # --------------------------------------------------------------------------- result classes

@@ -36,99 +36,41 @@ if str(ROOT) not in sys.path:
 
 from fastetcd._pb import kv_pb2, rpc_pb2  # noqa: E402
 
+# The raw wire helpers, JSON converters and shared constants are gen_vectors.py's (a script
+# in this directory, imported as a module; its build() loads this file in turn).
+SCRIPTS = Path(__file__).resolve().parent
+if str(SCRIPTS) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS))
+
+from gen_vectors import (  # noqa: E402
+    BIG_LEASE,
+    BIN_KEY,
+    INT32_MAX,
+    INT32_MIN,
+    INT64_MAX,
+    INT64_MIN,
+    enc_arg,
+    field_bytes,
+    field_fixed32,
+    field_fixed64,
+    field_varint,
+    header_json,
+    kv,
+    kv_json,
+    ser,
+    unknown_fields,
+    varint,
+)
+
 OUT_DIR = ROOT / "tests" / "vectors"
 
-INT64_MIN = -(1 << 63)
-INT64_MAX = (1 << 63) - 1
-UINT64_MAX = (1 << 64) - 1
-INT32_MIN = -(1 << 31)
-INT32_MAX = (1 << 31) - 1
-
-BIN_KEY = b"\x00k\xff\x00\xff"
-BIG_LEASE = 7587862072907260512
 HEADER = rpc_pb2.ResponseHeader(
     cluster_id=14841639068965178418, member_id=10276657743932975437, revision=7, raft_term=2
 )
 
 Case = dict[str, Any]
 
-# --------------------------------------------------------------------------- raw wire helpers
-
-
-def varint(value: int) -> bytes:
-    value &= UINT64_MAX
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def field_varint(field: int, value: int) -> bytes:
-    return varint(field << 3) + varint(value)
-
-
-def field_bytes(field: int, data: bytes) -> bytes:
-    return varint((field << 3) | 2) + varint(len(data)) + data
-
-
-def field_fixed64(field: int, data: bytes = b"\x01\x02\x03\x04\x05\x06\x07\x08") -> bytes:
-    return varint((field << 3) | 1) + data
-
-
-def field_fixed32(field: int, data: bytes = b"\xaa\xbb\xcc\xdd") -> bytes:
-    return varint((field << 3) | 5) + data
-
-
-def unknown_fields(base: int = 90) -> bytes:
-    """One unknown field of each skippable wire type (0, 1, 2, 5), incl. a multi-byte tag."""
-    return (
-        field_varint(base, UINT64_MAX)
-        + field_fixed64(base + 1)
-        + field_bytes(base + 2, b"\x08\x01unknown")
-        + field_fixed32(base + 3)
-        + field_varint(100000, 1)
-        + field_bytes(536870911, b"")
-    )
-
-
-def ser(msg: Any) -> bytes:
-    data: bytes = msg.SerializeToString()
-    return data
-
-
 # --------------------------------------------------------------------------- JSON of results
-
-
-def enc_arg(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, (list, tuple)):
-        return [enc_arg(v) for v in value]
-    return value
-
-
-def header_json(h: rpc_pb2.ResponseHeader) -> dict[str, Any]:
-    return {
-        "type": "ResponseHeader",
-        "cluster_id": h.cluster_id,
-        "member_id": h.member_id,
-        "revision": h.revision,
-        "raft_term": h.raft_term,
-    }
-
-
-def kv_json(kv: kv_pb2.KeyValue) -> dict[str, Any]:
-    return {
-        "type": "KeyValue",
-        "key": kv.key.hex(),
-        "value": kv.value.hex(),
-        "create_revision": kv.create_revision,
-        "mod_revision": kv.mod_revision,
-        "version": kv.version,
-        "lease": kv.lease,
-    }
 
 
 def event_json(ev: kv_pb2.Event) -> dict[str, Any]:
@@ -285,12 +227,6 @@ def progress_cases() -> list[Case]:
 
 
 # --------------------------------------------------------------------------- decoder cases
-
-
-def kv(key: bytes = b"k", value: bytes = b"v", rev: int = 5, **kw: int) -> kv_pb2.KeyValue:
-    fields = {"create_revision": rev, "mod_revision": rev, "version": 1}
-    fields.update(kw)
-    return kv_pb2.KeyValue(key=key, value=value, **fields)
 
 
 def put_event(key: bytes = b"k", value: bytes = b"v", rev: int = 5) -> kv_pb2.Event:

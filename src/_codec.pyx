@@ -532,28 +532,12 @@ OpResult = Union[RangeResult, PutResult, DeleteResult, TxnResult]
 # The header of a response that carries none; immutable, so one instance serves all.
 cdef ResponseHeader _EMPTY_HEADER = ResponseHeader(0, 0, 0, 0)
 
+# -------------------- wire helpers shared with the watch codec (src/_watch.pyx):
+# argument checks, length-checked readers, _skip_field, _parse_header and _decode.
+
+include "_wire.pxi"
+
 # -------------------- argument checks
-
-
-cdef inline int _arg_bytes(object o, str name) except -1:
-    if not PyBytes_Check(o):
-        raise TypeError(f"{name} must be bytes, not {type(o).__name__}")
-    return 0
-
-
-cdef long long _arg_int(object o, str name, long long lo, long long hi) except? -1:
-    """An int argument (an int, a bool or any ``__index__`` type, like the pure twin)
-    within lo..hi: TypeError for anything else, OverflowError outside the range."""
-    cdef int overflow = 0
-    cdef long long v
-    if not PyLong_Check(o):
-        if not PyIndex_Check(o):
-            raise TypeError(f"{name} must be an int, not {type(o).__name__}")
-        o = PyNumber_Index(o)
-    v = PyLong_AsLongLongAndOverflow(o, &overflow)
-    if overflow or v < lo or v > hi:
-        raise OverflowError(f"{name}={o!r} is out of range [{lo}, {hi}]")
-    return v
 
 
 cdef inline int64_t _arg_i64(object o, str name) except? -1:
@@ -928,169 +912,9 @@ def encode_compaction_request(revision, bint physical):
     return _check_end(p, out)
 
 
-# -------------------- decoding helpers
-#
-# Every reader takes the current position by pointer and the end of the enclosing
-# message; nothing is read at or past ``end``.
-
-
-# The raising paths live in their own (never inlined) functions so that the inline fast
-# paths below stay small enough for the C compiler to inline into the parsers.
-
-cdef int _truncated() except -1:
-    raise DecodeError("truncated message")
-
-
-cdef int _varint_too_long() except -1:
-    raise DecodeError("varint is longer than 64 bits")
-
-
-cdef int _overrun() except -1:
-    raise DecodeError("length-delimited field runs past the end of its message")
-
-
-cdef int _read_varint_slow(
-    const unsigned char** pp, const unsigned char* end, uint64_t* out
-) except -1:
-    """Read a varint (1 to 10 bytes) without reading at or past ``end``."""
-    cdef const unsigned char* p = pp[0]
-    cdef uint64_t result = 0
-    cdef uint64_t b
-    cdef int i
-    if end - p >= 10:
-        # All ten bytes a varint may take are inside the buffer: no per-byte check.
-        for i in range(9):
-            b = p[i]
-            result |= (b & 0x7F) << (7 * i)
-            if b < 0x80:
-                out[0] = result
-                pp[0] = p + i + 1
-                return 0
-        b = p[9]
-        if b > 1:  # the 10th byte may only carry bit 63
-            return _varint_too_long()
-        out[0] = result | (b << 63)
-        pp[0] = p + 10
-        return 0
-    for i in range(10):
-        if p >= end:
-            return _truncated()
-        b = p[0]
-        p += 1
-        if i == 9 and b > 1:
-            return _varint_too_long()
-        result |= (b & 0x7F) << (7 * i)
-        if b < 0x80:
-            out[0] = result
-            pp[0] = p
-            return 0
-    return _varint_too_long()  # unreachable: the 10th byte is checked above
-
-
-cdef inline int _read_varint(
-    const unsigned char** pp, const unsigned char* end, uint64_t* out
-) except -1:
-    """Read a varint at ``*pp``; advance ``*pp`` past it."""
-    cdef const unsigned char* p = pp[0]
-    if p < end and p[0] < 0x80:
-        out[0] = p[0]
-        pp[0] = p + 1
-        return 0
-    if end - p >= 2 and p[1] < 0x80:  # two bytes: revisions up to 16383
-        out[0] = (p[0] & 0x7F) | (<uint64_t>p[1] << 7)
-        pp[0] = p + 2
-        return 0
-    return _read_varint_slow(pp, end, out)
-
-
-cdef int _read_len_slow(
-    const unsigned char** pp, const unsigned char* end, Py_ssize_t* out
-) except -1:
-    cdef uint64_t n
-    _read_varint_slow(pp, end, &n)
-    if n > <uint64_t>(end - pp[0]):
-        return _overrun()
-    out[0] = <Py_ssize_t>n
-    return 0
-
-
-cdef inline int _read_len(
-    const unsigned char** pp, const unsigned char* end, Py_ssize_t* out
-) except -1:
-    """Read the length of a length-delimited field and check that many bytes follow
-    before ``end``; advance ``*pp`` to the first byte of the payload."""
-    cdef const unsigned char* p = pp[0]
-    if p < end and p[0] < 0x80 and p[0] < end - p:  # i.e. p[0] <= end - (p + 1)
-        out[0] = p[0]
-        pp[0] = p + 1
-        return 0
-    return _read_len_slow(pp, end, out)
-
-
-cdef int _skip_field(
-    const unsigned char** pp, const unsigned char* end, uint64_t tag, uint64_t nknown
-) except -1:
-    """Skip a field that is not one the caller reads: an unknown field (field number
-    above ``nknown``) of wire type 0, 1, 2 or 5. Anything else is malformed."""
-    cdef uint64_t field = tag >> 3
-    cdef unsigned int wire = tag & 7
-    cdef uint64_t v
-    cdef Py_ssize_t n
-    if tag > 0xFFFFFFFF:
-        raise DecodeError(f"field tag {tag} does not fit in 32 bits")
-    if field == 0:
-        raise DecodeError("field number 0")
-    if field <= nknown:
-        raise DecodeError(f"field {field} has the wrong wire type ({wire})")
-    if wire == 0:
-        _read_varint(pp, end, &v)
-    elif wire == 1:
-        if end - pp[0] < 8:
-            return _truncated()
-        pp[0] += 8
-    elif wire == 2:
-        _read_len(pp, end, &n)
-        pp[0] += n
-    elif wire == 5:
-        if end - pp[0] < 4:
-            return _truncated()
-        pp[0] += 4
-    else:
-        raise DecodeError(f"unsupported wire type {wire} (field {field})")
-    return 0
-
-
-cdef inline bytes _bytes_at(const unsigned char* p, Py_ssize_t n):
-    return PyBytes_FromStringAndSize(<char*>p, n)
-
-
 # -------------------- message parsers
-
-
-cdef ResponseHeader _parse_header(const unsigned char* p, const unsigned char* end):
-    cdef uint64_t tag, v
-    cdef uint64_t cluster_id = 0, member_id = 0, raft_term = 0
-    cdef int64_t revision = 0
-    cdef ResponseHeader h
-    while p < end:
-        _read_varint(&p, end, &tag)
-        if tag == 0x08:
-            _read_varint(&p, end, &cluster_id)
-        elif tag == 0x10:
-            _read_varint(&p, end, &member_id)
-        elif tag == 0x18:
-            _read_varint(&p, end, &v)
-            revision = <int64_t>v
-        elif tag == 0x20:
-            _read_varint(&p, end, &raft_term)
-        else:
-            _skip_field(&p, end, tag, 4)
-    h = ResponseHeader.__new__(ResponseHeader)
-    h.cluster_id = cluster_id
-    h.member_id = member_id
-    h.revision = revision
-    h.raft_term = raft_term
-    return h
+#
+# (_parse_header is in _wire.pxi.)
 
 
 cdef KeyValue _parse_kv(const unsigned char* p, const unsigned char* end):
@@ -1304,31 +1128,6 @@ cdef CompactResult _parse_compact(const unsigned char* p, const unsigned char* e
 
 cdef object _parse_txn_top(const unsigned char* p, const unsigned char* end):
     return _parse_txn(p, end, 1)
-
-
-ctypedef object (*_parser)(const unsigned char*, const unsigned char*)
-
-
-cdef object _decode(object data, _parser parse):
-    """Run ``parse`` over the bytes of ``data`` (bytes, or any C-contiguous buffer)."""
-    cdef Py_buffer view
-    cdef const unsigned char* p
-    if PyBytes_CheckExact(data):
-        p = <const unsigned char*>PyBytes_AS_STRING(data)
-        return parse(p, p + PyBytes_GET_SIZE(data))
-    try:
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-    except BufferError:
-        # A buffer that is not C-contiguous (e.g. a strided memoryview): copy it, as the
-        # pure twin does with memoryview(data).tobytes().
-        data = memoryview(data).tobytes()
-        p = <const unsigned char*>PyBytes_AS_STRING(data)
-        return parse(p, p + PyBytes_GET_SIZE(data))
-    try:
-        p = <const unsigned char*>view.buf
-        return parse(p, p + view.len)
-    finally:
-        PyBuffer_Release(&view)
 
 
 # -------------------- decoders
