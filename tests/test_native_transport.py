@@ -674,7 +674,7 @@ def test_async_keepalive_detects_a_dead_peer() -> None:
             try:
                 assert await t.unary(PATH, b"ok", None) == b"ok"
                 await asyncio.sleep(0.8)  # pings answered: the connection stays
-                assert t._conn is not None and t._conn.core.pings_acked >= 2
+                assert t._conn is not None and t._conn.core.pings_acked >= 1
                 assert await t.unary(PATH, b"ok", None) == b"ok"
                 proxy.stall()
                 start = time.monotonic()
