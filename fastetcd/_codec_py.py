@@ -116,7 +116,38 @@ def _immutable(self: object, name: str, value: object = None) -> None:
     raise AttributeError(f"{type(self).__name__} objects are immutable (cannot change {name!r})")
 
 
-class ResponseHeader:
+class _Record:
+    """Shared behaviour of the result classes: immutable, equal by class and field values,
+    hashable, ``repr`` as ``Name(field=value, ...)`` and picklable. A subclass lists its
+    fields in ``__slots__`` in constructor order."""
+
+    __slots__ = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        names: tuple[str, ...] = self.__slots__
+        return tuple([getattr(self, name) for name in names])
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        names: tuple[str, ...] = self.__slots__
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return f"{type(self).__name__}({fields})"
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return (type(self), self._fields())
+
+    __setattr__ = _immutable
+    __delattr__ = _immutable
+
+
+class ResponseHeader(_Record):
     """etcdserverpb.ResponseHeader: where and when a response was produced."""
 
     __slots__ = ("cluster_id", "member_id", "revision", "raft_term")
@@ -134,32 +165,8 @@ class ResponseHeader:
         _setattr(self, "revision", revision)
         _setattr(self, "raft_term", raft_term)
 
-    def _fields(self) -> tuple[int, int, int, int]:
-        return (self.cluster_id, self.member_id, self.revision, self.raft_term)
 
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(cluster_id={self.cluster_id!r}, "
-            f"member_id={self.member_id!r}, revision={self.revision!r}, "
-            f"raft_term={self.raft_term!r})"
-        )
-
-    def __reduce__(self) -> tuple[type[ResponseHeader], tuple[int, int, int, int]]:
-        return (type(self), self._fields())
-
-    __setattr__ = _immutable
-    __delattr__ = _immutable
-
-
-class KeyValue:
+class KeyValue(_Record):
     """mvccpb.KeyValue: one key with its value and revisions."""
 
     __slots__ = ("key", "value", "create_revision", "mod_revision", "version", "lease")
@@ -187,39 +194,8 @@ class KeyValue:
         _setattr(self, "version", version)
         _setattr(self, "lease", lease)
 
-    def _fields(self) -> tuple[bytes, bytes, int, int, int, int]:
-        return (
-            self.key,
-            self.value,
-            self.create_revision,
-            self.mod_revision,
-            self.version,
-            self.lease,
-        )
 
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(key={self.key!r}, value={self.value!r}, "
-            f"create_revision={self.create_revision!r}, mod_revision={self.mod_revision!r}, "
-            f"version={self.version!r}, lease={self.lease!r})"
-        )
-
-    def __reduce__(self) -> tuple[type[KeyValue], tuple[bytes, bytes, int, int, int, int]]:
-        return (type(self), self._fields())
-
-    __setattr__ = _immutable
-    __delattr__ = _immutable
-
-
-class RangeResult:
+class RangeResult(_Record):
     """Result of a Range (get) request."""
 
     __slots__ = ("header", "kvs", "more", "count")
@@ -241,33 +217,8 @@ class RangeResult:
         _setattr(self, "more", more)
         _setattr(self, "count", count)
 
-    def _fields(self) -> tuple[ResponseHeader, tuple[KeyValue, ...], bool, int]:
-        return (self.header, self.kvs, self.more, self.count)
 
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(header={self.header!r}, kvs={self.kvs!r}, "
-            f"more={self.more!r}, count={self.count!r})"
-        )
-
-    def __reduce__(
-        self,
-    ) -> tuple[type[RangeResult], tuple[ResponseHeader, tuple[KeyValue, ...], bool, int]]:
-        return (type(self), self._fields())
-
-    __setattr__ = _immutable
-    __delattr__ = _immutable
-
-
-class PutResult:
+class PutResult(_Record):
     """Result of a Put request."""
 
     __slots__ = ("header", "prev_kv")
@@ -279,28 +230,8 @@ class PutResult:
         _setattr(self, "header", header)
         _setattr(self, "prev_kv", prev_kv)
 
-    def _fields(self) -> tuple[ResponseHeader, KeyValue | None]:
-        return (self.header, self.prev_kv)
 
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(header={self.header!r}, prev_kv={self.prev_kv!r})"
-
-    def __reduce__(self) -> tuple[type[PutResult], tuple[ResponseHeader, KeyValue | None]]:
-        return (type(self), self._fields())
-
-    __setattr__ = _immutable
-    __delattr__ = _immutable
-
-
-class DeleteResult:
+class DeleteResult(_Record):
     """Result of a DeleteRange request."""
 
     __slots__ = ("header", "deleted", "prev_kvs")
@@ -316,33 +247,8 @@ class DeleteResult:
         _setattr(self, "deleted", deleted)
         _setattr(self, "prev_kvs", prev_kvs)
 
-    def _fields(self) -> tuple[ResponseHeader, int, tuple[KeyValue, ...]]:
-        return (self.header, self.deleted, self.prev_kvs)
 
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(header={self.header!r}, deleted={self.deleted!r}, "
-            f"prev_kvs={self.prev_kvs!r})"
-        )
-
-    def __reduce__(
-        self,
-    ) -> tuple[type[DeleteResult], tuple[ResponseHeader, int, tuple[KeyValue, ...]]]:
-        return (type(self), self._fields())
-
-    __setattr__ = _immutable
-    __delattr__ = _immutable
-
-
-class TxnResult:
+class TxnResult(_Record):
     """Result of a Txn request: which branch ran and one result per op of that branch."""
 
     __slots__ = ("header", "succeeded", "responses")
@@ -361,33 +267,8 @@ class TxnResult:
         _setattr(self, "succeeded", succeeded)
         _setattr(self, "responses", responses)
 
-    def _fields(self) -> tuple[ResponseHeader, bool, tuple[OpResult, ...]]:
-        return (self.header, self.succeeded, self.responses)
 
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(header={self.header!r}, succeeded={self.succeeded!r}, "
-            f"responses={self.responses!r})"
-        )
-
-    def __reduce__(
-        self,
-    ) -> tuple[type[TxnResult], tuple[ResponseHeader, bool, tuple[OpResult, ...]]]:
-        return (type(self), self._fields())
-
-    __setattr__ = _immutable
-    __delattr__ = _immutable
-
-
-class CompactResult:
+class CompactResult(_Record):
     """Result of a Compaction request."""
 
     __slots__ = ("header",)
@@ -396,26 +277,6 @@ class CompactResult:
 
     def __init__(self, header: ResponseHeader) -> None:
         _setattr(self, "header", header)
-
-    def _fields(self) -> tuple[ResponseHeader]:
-        return (self.header,)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(header={self.header!r})"
-
-    def __reduce__(self) -> tuple[type[CompactResult], tuple[ResponseHeader]]:
-        return (type(self), self._fields())
-
-    __setattr__ = _immutable
-    __delattr__ = _immutable
 
 
 #: What one op of a txn produced.

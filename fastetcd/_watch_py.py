@@ -11,7 +11,6 @@ module's ``KeyValue`` and ``ResponseHeader``. No protobuf runtime is imported.
 
 from __future__ import annotations
 
-import builtins
 import enum
 from collections import deque
 from collections.abc import Sequence
@@ -30,11 +29,11 @@ from fastetcd._codec_py import (
     _check_bytes,
     _check_int,
     _header,
-    _immutable,
     _int64,
     _key_value,
     _length,
     _new,
+    _Record,
     _setattr,
     _skip,
     _tag_at,
@@ -94,7 +93,7 @@ _PUT = EventType.PUT
 _DELETE = EventType.DELETE
 
 
-class Event:
+class Event(_Record):
     """mvccpb.Event: one change to one key (``kv`` after it; ``prev_kv`` before it, when the
     watch asked for it with ``prev_kv=True``)."""
 
@@ -109,32 +108,8 @@ class Event:
         _setattr(self, "kv", kv)
         _setattr(self, "prev_kv", prev_kv)
 
-    def _fields(self) -> tuple[EventType, KeyValue, KeyValue | None]:
-        return (self.type, self.kv, self.prev_kv)
 
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(type={self.type!r}, kv={self.kv!r}, prev_kv={self.prev_kv!r})"
-        )
-
-    def __reduce__(
-        self,
-    ) -> tuple[builtins.type[Event], tuple[EventType, KeyValue, KeyValue | None]]:
-        return (type(self), self._fields())
-
-    __setattr__ = _immutable
-    __delattr__ = _immutable
-
-
-class WatchResponse:
+class WatchResponse(_Record):
     """etcdserverpb.WatchResponse: what one watch received in one response."""
 
     __slots__ = (
@@ -188,48 +163,6 @@ class WatchResponse:
             and self.compact_revision == 0
             and self.header.revision != 0
         )
-
-    def _fields(
-        self,
-    ) -> tuple[ResponseHeader, int, bool, bool, int, str, bool, tuple[Event, ...]]:
-        return (
-            self.header,
-            self.watch_id,
-            self.created,
-            self.canceled,
-            self.compact_revision,
-            self.cancel_reason,
-            self.fragment,
-            self.events,
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(header={self.header!r}, watch_id={self.watch_id!r}, "
-            f"created={self.created!r}, canceled={self.canceled!r}, "
-            f"compact_revision={self.compact_revision!r}, "
-            f"cancel_reason={self.cancel_reason!r}, fragment={self.fragment!r}, "
-            f"events={self.events!r})"
-        )
-
-    def __reduce__(
-        self,
-    ) -> tuple[
-        type[WatchResponse],
-        tuple[ResponseHeader, int, bool, bool, int, str, bool, tuple[Event, ...]],
-    ]:
-        return (type(self), self._fields())
-
-    __setattr__ = _immutable
-    __delattr__ = _immutable
 
 
 _EMPTY_KV = KeyValue()
