@@ -33,8 +33,10 @@ of the same class with equal fields (NotImplemented otherwise), ``hash`` hashes 
 ``__reduce__`` returning ``(type(self), fields_tuple)``).
 """
 
-from collections.abc import Sequence
-from typing import Union
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar, Union
+
+_T = TypeVar("_T")
 
 class ResponseHeader:
     """etcdserverpb.ResponseHeader: where and when a response was produced."""
@@ -141,6 +143,58 @@ OP_RANGE: int  # RequestOp oneof field numbers: request_range=1, put=2, delete_r
 OP_PUT: int
 OP_DELETE_RANGE: int
 OP_TXN: int
+
+class Call(Generic[_T]):
+    """One planned RPC: ``decode(transport.unary(method, request))`` is its result.
+
+    ``repeatable`` is True for requests that may be sent again after an ambiguous failure
+    (reads, and writes the caller marked ``idempotent=True``); other writes are False (etcd's
+    Go client: repeatable vs nonRepeatable). The retry core (``fastetcd._retry``) decides
+    from it. ``timeout`` is the caller's per-call deadline in seconds, retries included
+    (None: the client's). Built by ``fastetcd._plan``; read-only.
+    """
+
+    method: str
+    request: bytes
+    decode: Callable[[bytes], _T]
+    repeatable: bool
+    timeout: float | None
+    def __init__(
+        self,
+        method: str,
+        request: bytes,
+        decode: Callable[[bytes], _T],
+        repeatable: bool,
+        timeout: float | None = None,
+    ) -> None: ...
+
+def to_bytes(value: object, what: str) -> bytes:
+    """Return a user's key or value as bytes: bytes as they are, bytearray and memoryview
+    copied, str encoded as UTF-8; anything else raises ``ArgumentTypeError``."""
+
+def key_bytes(key: object, what: str = "key") -> bytes:
+    """Return a user's key as bytes (as :func:`to_bytes`); an empty key raises
+    ``EmptyKeyError``, as etcd would."""
+
+def int64(value: object, what: str, minimum: int = ...) -> int:
+    """Return a user's int argument as an int in [minimum, 2**63-1]: bools and non-ints
+    raise ``ArgumentTypeError``, values outside the range ``InvalidArgumentError``."""
+
+def encode_get(key: object, revision: object, serializable: object) -> bytes:
+    """A client's get arguments, checked and coerced, encoded as a one-key RangeRequest."""
+
+def encode_put(
+    key: object,
+    value: object,
+    lease: object,
+    prev_kv: object,
+    ignore_value: object,
+    ignore_lease: object,
+) -> bytes:
+    """A client's put arguments, checked and coerced, encoded as a PutRequest."""
+
+def decode_get_response(data: bytes | bytearray | memoryview) -> KeyValue | None:
+    """A RangeResponse's first key-value, or None when it has none."""
 
 def prefix_range_end(prefix: bytes) -> bytes:
     """etcd's prefix end: drop trailing 0xff bytes, then add one to the last byte.

@@ -14,11 +14,11 @@ imported.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import index as _index
-from typing import SupportsIndex, Union
+from typing import Generic, SupportsIndex, TypeVar, Union
 
-from fastetcd.errors import DecodeError
+from fastetcd.errors import ArgumentTypeError, DecodeError, EmptyKeyError, InvalidArgumentError
 
 __all__ = [
     "ResponseHeader",
@@ -50,6 +50,13 @@ __all__ = [
     "OP_PUT",
     "OP_DELETE_RANGE",
     "OP_TXN",
+    "Call",
+    "to_bytes",
+    "key_bytes",
+    "int64",
+    "encode_get",
+    "encode_put",
+    "decode_get_response",
     "prefix_range_end",
     "encode_range_request",
     "encode_put_request",
@@ -108,6 +115,8 @@ _TWO64 = 1 << 64
 _MAX_TXN_DEPTH = 32
 
 _setattr = object.__setattr__
+
+_T = TypeVar("_T")
 
 # --------------------------------------------------------------------------- result classes
 
@@ -378,6 +387,122 @@ _COMPARE_UNION_TAGS = {
 }
 # RequestOp kind -> tag of its oneof member.
 _REQUEST_OP_TAGS = {kind: _tag(kind, 2) for kind in (OP_RANGE, OP_PUT, OP_DELETE_RANGE, OP_TXN)}
+
+# --------------------------------------------------------------------------- planned calls
+
+
+class Call(Generic[_T]):
+    """One planned RPC: ``decode(transport.unary(method, request))`` is its result.
+
+    ``repeatable`` is True for requests that may be sent again after an ambiguous failure
+    (reads, and writes the caller marked ``idempotent=True``); other writes are False (etcd's
+    Go client: repeatable vs nonRepeatable). The retry core (``fastetcd._retry``) decides
+    from it. ``timeout`` is the caller's per-call deadline in seconds, retries included
+    (None: the client's). Built by ``fastetcd._plan``; read-only.
+    """
+
+    __slots__ = ("method", "request", "decode", "repeatable", "timeout")
+
+    method: str
+    request: bytes
+    decode: Callable[[bytes], _T]
+    repeatable: bool
+    timeout: float | None
+
+    def __init__(
+        self,
+        method: str,
+        request: bytes,
+        decode: Callable[[bytes], _T],
+        repeatable: bool,
+        timeout: float | None = None,
+    ) -> None:
+        if not isinstance(method, str) or not isinstance(request, bytes):
+            raise TypeError("Call(method: str, request: bytes, ...)")
+        _setattr(self, "method", method)
+        _setattr(self, "request", request)
+        _setattr(self, "decode", decode)
+        _setattr(self, "repeatable", bool(repeatable))
+        _setattr(self, "timeout", timeout)
+
+    __setattr__ = _immutable
+    __delattr__ = _immutable
+
+    def __repr__(self) -> str:
+        return (
+            f"Call({self.method}, {len(self.request)} bytes, repeatable={self.repeatable}, "
+            f"timeout={self.timeout})"
+        )
+
+
+# --------------------------------------------------------------------------- user arguments
+
+
+def to_bytes(value: object, what: str) -> bytes:
+    """Return a user's key or value as bytes: bytes as they are, bytearray and memoryview
+    copied, str encoded as UTF-8; anything else raises ``ArgumentTypeError``."""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise ArgumentTypeError(f"{what} must be bytes or str, not {type(value).__name__}")
+
+
+def key_bytes(key: object, what: str = "key") -> bytes:
+    """Return a user's key as bytes (as :func:`to_bytes`); an empty key raises
+    ``EmptyKeyError``, as etcd would."""
+    data = to_bytes(key, what)
+    if not data:
+        raise EmptyKeyError(f"{what} must not be empty")
+    return data
+
+
+def int64(value: object, what: str, minimum: int = _INT64_MIN) -> int:
+    """Return a user's int argument as an int in [minimum, 2**63-1]: bools and non-ints
+    raise ``ArgumentTypeError``, values outside the range ``InvalidArgumentError``."""
+    minimum = _check_int(minimum, "minimum", _INT64_MIN, _INT64_MAX)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentTypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not minimum <= value <= _INT64_MAX:
+        raise InvalidArgumentError(
+            f"{what} must be between {minimum} and {_INT64_MAX}, not {value}"
+        )
+    return int(value)
+
+
+def encode_get(key: object, revision: object, serializable: object) -> bytes:
+    """A client's get arguments, checked and coerced (``key`` bytes or str, not empty;
+    ``revision`` an int >= 0), encoded as the RangeRequest for that one key."""
+    k = key_bytes(key)
+    rev = int64(revision, "revision", 0)
+    return _bytes_field(_T1_2, k) + _int64_field(_T4_0, rev, "revision") + (
+        _TRUE_7 if serializable else b""
+    )
+
+
+def encode_put(
+    key: object,
+    value: object,
+    lease: object,
+    prev_kv: object,
+    ignore_value: object,
+    ignore_lease: object,
+) -> bytes:
+    """A client's put arguments, checked and coerced (keys and values as bytes or str,
+    ``lease`` an int64), encoded as a PutRequest; bad arguments raise the
+    ``fastetcd.errors`` exceptions of :func:`key_bytes`, :func:`to_bytes` and
+    :func:`int64`."""
+    return encode_put_request(
+        key_bytes(key),
+        to_bytes(value, "value"),
+        int64(lease, "lease"),
+        bool(prev_kv),
+        bool(ignore_value),
+        bool(ignore_lease),
+    )
+
 
 # --------------------------------------------------------------------------- encoders
 
@@ -897,6 +1022,13 @@ def decode_range_response(data: bytes) -> RangeResult:
     """RangeResponse: header=1 kvs=2 (repeated KeyValue) more=3 count=4 (int64)."""
     buf = _as_bytes(data)
     return _range(buf, 0, len(buf))
+
+
+def decode_get_response(data: bytes) -> KeyValue | None:
+    """A RangeResponse's first key-value, or None when it has none (the result of a
+    get)."""
+    kvs = decode_range_response(data).kvs
+    return kvs[0] if kvs else None
 
 
 def decode_put_response(data: bytes) -> PutResult:

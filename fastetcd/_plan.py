@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Callable, Generic, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from . import _requests
 from ._impl import codec
@@ -53,37 +53,11 @@ KV_COMPACT = "/etcdserverpb.KV/Compact"
 CLUSTER_MEMBER_LIST = "/etcdserverpb.Cluster/MemberList"
 
 
-class Call(Generic[T]):
-    """One planned RPC: ``decode(transport.unary(method, request))`` is its result.
-
-    ``repeatable`` is True for requests that may be sent again after an ambiguous failure
-    (reads, and writes the caller marked ``idempotent=True``); other writes are False (etcd's
-    Go client: repeatable vs nonRepeatable). The retry core (``fastetcd._retry``) decides
-    from it. ``timeout`` is the caller's per-call deadline in seconds, retries included
-    (None: the client's).
-    """
-
-    __slots__ = ("method", "request", "decode", "repeatable", "timeout")
-
-    def __init__(
-        self,
-        method: str,
-        request: bytes,
-        decode: Callable[[bytes], T],
-        repeatable: bool,
-        timeout: float | None = None,
-    ) -> None:
-        self.method = method
-        self.request = request
-        self.decode = decode
-        self.repeatable = repeatable
-        self.timeout = timeout
-
-    def __repr__(self) -> str:
-        return (
-            f"Call({self.method}, {len(self.request)} bytes, repeatable={self.repeatable}, "
-            f"timeout={self.timeout})"
-        )
+if TYPE_CHECKING:
+    from ._codec import Call
+else:
+    #: One planned RPC (the codec's, compiled or its pure twin).
+    Call = codec.Call
 
 
 def _timeout(timeout: float | None) -> float | None:
@@ -95,11 +69,6 @@ def _timeout(timeout: float | None) -> float | None:
     if not 0 < timeout < math.inf:
         raise InvalidArgumentError(f"timeout must be > 0 seconds, not {timeout!r}")
     return float(timeout)
-
-
-def _first_kv(data: bytes) -> KeyValue | None:
-    kvs = codec.decode_range_response(data).kvs
-    return kvs[0] if kvs else None
 
 
 def get(
@@ -121,8 +90,8 @@ def get(
     connection, "no leader", a server timeout …) per the client's ``max_retries`` and
     ``backoff``; ``idempotent`` changes nothing for them (it exists for symmetry with writes).
     """
-    request = _requests.encode_range(key, revision=revision, serializable=serializable)
-    return Call(KV_RANGE, request, _first_kv, True, _timeout(timeout))
+    request = codec.encode_get(key, revision, serializable)
+    return Call(KV_RANGE, request, codec.decode_get_response, True, _timeout(timeout))
 
 
 def range(  # noqa: A001 - the etcd name of the operation
@@ -236,14 +205,7 @@ def put(
     ``idempotent=True`` declares that applying it twice is harmless: it is then retried
     like a read.
     """
-    request = _requests.encode_put(
-        key,
-        value,
-        lease=lease,
-        prev_kv=prev_kv,
-        ignore_value=ignore_value,
-        ignore_lease=ignore_lease,
-    )
+    request = codec.encode_put(key, value, lease, prev_kv, ignore_value, ignore_lease)
     return Call(KV_PUT, request, codec.decode_put_response, bool(idempotent), _timeout(timeout))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Union
 
 from ._impl import codec
-from .errors import ArgumentTypeError, EmptyKeyError, InvalidArgumentError
+from .errors import InvalidArgumentError
 from .kv import SortOrder, SortTarget
 
 __all__ = [
@@ -28,36 +28,11 @@ __all__ = [
 #: What fastetcd accepts as a key or value: bytes as they are, str as UTF-8.
 BytesLike = Union[bytes, bytearray, memoryview, str]
 
-INT64_MIN = -(1 << 63)
-INT64_MAX = (1 << 63) - 1
-
-
-def to_bytes(value: object, what: str) -> bytes:
-    """Return ``value`` as bytes: bytes-like objects as they are, str encoded as UTF-8."""
-    if type(value) is bytes:
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    raise ArgumentTypeError(f"{what} must be bytes or str, not {type(value).__name__}")
-
-
-def key_bytes(key: object, what: str = "key") -> bytes:
-    """Return a key as bytes; an empty key is rejected as etcd would."""
-    data = to_bytes(key, what)
-    if not data:
-        raise EmptyKeyError(f"{what} must not be empty")
-    return data
-
-
-def int64(value: object, what: str, minimum: int = INT64_MIN) -> int:
-    """Return ``value`` as an int in [minimum, 2**63-1]; bools and other types are rejected."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ArgumentTypeError(f"{what} must be an int, not {type(value).__name__}")
-    if not minimum <= value <= INT64_MAX:
-        raise InvalidArgumentError(f"{what} must be between {minimum} and {INT64_MAX}, not {value}")
-    return int(value)
+#: The checks of a user's keys, values and ints live in the codec (compiled, with its twin):
+#: bytes or str (UTF-8) for keys and values, a non-empty key, ints within int64.
+to_bytes = codec.to_bytes
+key_bytes = codec.key_bytes
+int64 = codec.int64
 
 
 def range_bounds(
@@ -134,8 +109,11 @@ def encode_range(
 ) -> bytes:
     """Validate range arguments and encode a RangeRequest."""
     start, end = range_bounds(key, range_end, prefix, from_key)
-    target = _sort_target(sort_target)
-    order = _sort_order(sort_order)
+    if sort_target is SortTarget.KEY and sort_order is SortOrder.NONE:  # the defaults
+        target = order = 0
+    else:
+        target = _sort_target(sort_target)
+        order = _sort_order(sort_order)
     if target == SortTarget.KEY and order == SortOrder.ASCEND:
         # The server returns keys in ascending order anyway (as etcd's Go client does).
         order = SortOrder.NONE
@@ -166,14 +144,7 @@ def encode_put(
     ignore_lease: bool = False,
 ) -> bytes:
     """Validate put arguments and encode a PutRequest."""
-    return codec.encode_put_request(
-        key_bytes(key),
-        to_bytes(value, "value"),
-        int64(lease, "lease"),
-        bool(prev_kv),
-        bool(ignore_value),
-        bool(ignore_lease),
-    )
+    return codec.encode_put(key, value, lease, prev_kv, ignore_value, ignore_lease)
 
 
 def encode_delete(

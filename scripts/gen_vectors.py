@@ -402,6 +402,29 @@ def put_cases() -> list[Case]:
     ]
 
 
+def pb_get(key: bytes, revision: int, serializable: bool) -> bytes:
+    return pb_range_request(key, b"", 0, revision, 0, 0, serializable, False, False, 0, 0, 0, 0)
+
+
+def get_cases() -> list[Case]:
+    """``encode_get``: the user-argument entry point for a one-key get."""
+    f = pb_get
+    return [
+        enc_case("key", f, b"foo", 0, False),
+        enc_case("binary key", f, BIN_KEY, 0, False),
+        enc_case("revision", f, b"k", 7, False),
+        enc_case("revision int64 max", f, b"k", INT64_MAX, False),
+        enc_case("serializable", f, b"k", 0, True),
+        enc_case("revision and serializable", f, b"k", 300, True),
+        enc_case("128-byte key", f, b"k" * 128, 0, False),
+    ]
+
+
+def put_user_cases() -> list[Case]:
+    """``encode_put``: the user-argument entry point (keys must not be empty)."""
+    return [c for c in put_cases() if c["args"][0] != ""]
+
+
 def delete_cases() -> list[Case]:
     f = pb_delete_range_request
     return [
@@ -667,6 +690,25 @@ def range_cases_dec() -> list[Case]:
     ]
 
 
+def get_parse(data: bytes) -> dict[str, Any] | None:
+    m = rpc_pb2.RangeResponse.FromString(data)
+    return kv_json(m.kvs[0]) if m.kvs else None
+
+
+def get_cases_dec() -> list[Case]:
+    """``decode_get_response``: a RangeResponse's first key-value, or None."""
+    p = get_parse
+    R = rpc_pb2.RangeResponse
+    return [
+        dec_case("empty", b"", p),
+        dec_case("header only (key absent)", ser(R(header=HEADER)), p),
+        dec_case("one kv", ser(R(header=HEADER, kvs=[kv()], count=1)), p),
+        dec_case("two kvs: the first", ser(R(kvs=[kv(b"a"), kv(b"b")], count=2)), p),
+        dec_case("kv with unknown fields", ser(R(kvs=[kv_with_unknown()])), p),
+        dec_case("unknown fields", ser(R(header=HEADER, kvs=[kv()])) + unknown_fields(), p),
+    ]
+
+
 def put_cases_dec() -> list[Case]:
     p = put_parse
     P = rpc_pb2.PutResponse
@@ -855,6 +897,8 @@ def build() -> dict[str, Any]:
         "prefix_range_end": prefix_cases(),
         "encode_range_request": range_cases(),
         "encode_put_request": put_cases(),
+        "encode_get": get_cases(),
+        "encode_put": put_user_cases(),
         "encode_delete_range_request": delete_cases(),
         "encode_compare": compare_cases(),
         "encode_request_op": request_op_cases(),
@@ -866,6 +910,7 @@ def build() -> dict[str, Any]:
         "decode_key_value": kv_cases(),
         "decode_range_response": range_cases_dec(),
         "decode_put_response": put_cases_dec(),
+        "decode_get_response": get_cases_dec(),
         "decode_delete_range_response": delete_cases_dec(),
         "decode_txn_response": txn_cases_dec()
         + [dec_case("txn chain of 32", nested_txn_chain(32), txn_parse)],

@@ -36,7 +36,12 @@ from libc.string cimport memcpy
 
 from typing import Union
 
-from fastetcd.errors import DecodeError
+from fastetcd.errors import (
+    ArgumentTypeError,
+    DecodeError,
+    EmptyKeyError,
+    InvalidArgumentError,
+)
 
 __all__ = [
     "ResponseHeader",
@@ -68,6 +73,13 @@ __all__ = [
     "OP_PUT",
     "OP_DELETE_RANGE",
     "OP_TXN",
+    "Call",
+    "to_bytes",
+    "key_bytes",
+    "int64",
+    "encode_get",
+    "encode_put",
+    "decode_get_response",
     "prefix_range_end",
     "encode_range_request",
     "encode_put_request",
@@ -626,6 +638,93 @@ cdef inline object _check_end(const unsigned char* p, bytes out):
     return out
 
 
+# -------------------- planned calls
+
+
+@cython.final
+@cython.freelist(256)
+cdef class Call:
+    """One planned RPC: ``decode(transport.unary(method, request))`` is its result.
+
+    ``repeatable`` is True for requests that may be sent again after an ambiguous failure
+    (reads, and writes the caller marked ``idempotent=True``); other writes are False (etcd's
+    Go client: repeatable vs nonRepeatable). The retry core (``fastetcd._retry``) decides
+    from it. ``timeout`` is the caller's per-call deadline in seconds, retries included
+    (None: the client's). Built by ``fastetcd._plan``; read-only.
+    """
+
+    cdef readonly str method
+    cdef readonly bytes request
+    cdef readonly object decode
+    cdef readonly bint repeatable
+    cdef readonly object timeout
+
+    def __init__(self, str method, bytes request, decode, bint repeatable, timeout=None):
+        self.method = method
+        self.request = request
+        self.decode = decode
+        self.repeatable = repeatable
+        self.timeout = timeout
+
+    def __repr__(self):
+        return (
+            f"Call({self.method}, {len(self.request)} bytes, repeatable={self.repeatable}, "
+            f"timeout={self.timeout})"
+        )
+
+
+# -------------------- user arguments (the client methods' keys, values and ints)
+
+
+cdef bytes _user_bytes(object value, str what):
+    if type(value) is bytes:
+        return <bytes>value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise ArgumentTypeError(f"{what} must be bytes or str, not {type(value).__name__}")
+
+
+cdef bytes _user_key(object key, str what):
+    cdef bytes data = _user_bytes(key, what)
+    if not PyBytes_GET_SIZE(data):
+        raise EmptyKeyError(f"{what} must not be empty")
+    return data
+
+
+cdef int64_t _user_int64(object value, str what, int64_t minimum) except? -1:
+    cdef int overflow = 0
+    cdef long long v
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentTypeError(f"{what} must be an int, not {type(value).__name__}")
+    v = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow or v < minimum:
+        raise InvalidArgumentError(
+            f"{what} must be between {minimum} and {INT64_MAX}, not {value}"
+        )
+    return <int64_t>v
+
+
+def to_bytes(value, what):
+    """Return a user's key or value as bytes: bytes as they are, bytearray and memoryview
+    copied, str encoded as UTF-8; anything else raises ``ArgumentTypeError``."""
+    return _user_bytes(value, what)
+
+
+def key_bytes(key, what="key"):
+    """Return a user's key as bytes (as :func:`to_bytes`); an empty key raises
+    ``EmptyKeyError``, as etcd would."""
+    return _user_key(key, what)
+
+
+def int64(value, what, minimum=INT64_MIN):
+    """Return a user's int argument as an int in [minimum, 2**63-1]: bools and non-ints
+    raise ``ArgumentTypeError``, values outside the range ``InvalidArgumentError``."""
+    cdef int64_t low = _arg_i64(minimum, "minimum")
+    return int(_user_int64(value, what, low))
+
+
 # -------------------- encoders
 
 
@@ -729,7 +828,25 @@ def encode_put_request(
     """PutRequest: key=1 value=2 lease=3 prev_kv=4 ignore_value=5 ignore_lease=6."""
     _arg_bytes(key, "key")
     _arg_bytes(value, "value")
-    cdef uint64_t ls = <uint64_t>_arg_i64(lease, "lease")
+    return _put_request(
+        key, value, <uint64_t>_arg_i64(lease, "lease"), prev_kv, ignore_value, ignore_lease
+    )
+
+
+def encode_put(key, value, lease, prev_kv, ignore_value, ignore_lease):
+    """A client's put arguments, checked and coerced (keys and values as bytes or str,
+    ``lease`` an int64), encoded as a PutRequest; bad arguments raise the
+    ``fastetcd.errors`` exceptions of :func:`key_bytes`, :func:`to_bytes` and
+    :func:`int64`."""
+    cdef bytes k = _user_key(key, "key")
+    cdef bytes v = _user_bytes(value, "value")
+    cdef uint64_t ls = <uint64_t>_user_int64(lease, "lease", INT64_MIN)
+    return _put_request(k, v, ls, prev_kv, ignore_value, ignore_lease)
+
+
+cdef bytes _put_request(
+    bytes key, bytes value, uint64_t ls, bint prev_kv, bint ignore_value, bint ignore_lease
+):
     cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
     cdef Py_ssize_t vlen = PyBytes_GET_SIZE(value)
     cdef Py_ssize_t size = _vfield(ls) + 2 * (prev_kv + ignore_value + ignore_lease)
@@ -755,6 +872,25 @@ def encode_put_request(
         p += 2
     if ignore_lease:
         p[0] = 0x30
+        p[1] = 1
+        p += 2
+    return _check_end(p, out)
+
+
+def encode_get(key, revision, serializable):
+    """A client's get arguments, checked and coerced (``key`` bytes or str, not empty;
+    ``revision`` an int >= 0), encoded as the RangeRequest for that one key."""
+    cdef bytes k = _user_key(key, "key")
+    cdef uint64_t rev = <uint64_t>_user_int64(revision, "revision", 0)
+    cdef bint ser = serializable
+    cdef Py_ssize_t klen = PyBytes_GET_SIZE(k)
+    cdef unsigned char* p
+    out = _new_bytes(_lenfield(1, klen) + _vfield(rev) + 2 * ser, &p)
+    p = _wbytes(p, 0x0A, PyBytes_AS_STRING(k), klen)
+    if rev:
+        p = _wvarint_field(p, 0x20, rev)
+    if ser:
+        p[0] = 0x38
         p[1] = 1
         p += 2
     return _check_end(p, out)
@@ -1148,6 +1284,13 @@ def decode_key_value(data):
 def decode_range_response(data):
     """RangeResponse: header=1 kvs=2 (repeated KeyValue) more=3 count=4 (int64)."""
     return _decode(data, <_parser>_parse_range)
+
+
+def decode_get_response(data):
+    """A RangeResponse's first key-value, or None when it has none (the result of a
+    get)."""
+    cdef RangeResult result = _decode(data, <_parser>_parse_range)
+    return result.kvs[0] if result.kvs else None
 
 
 def decode_put_response(data):
