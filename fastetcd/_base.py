@@ -12,7 +12,14 @@ from typing import Any, Callable, Generic, TypeVar
 from . import _retry_py
 from ._impl import retry
 from ._plan import Call
-from ._transport import TRANSPORTS, Endpoint, TransportConfig, parse_endpoints
+from ._transport import (
+    TRANSPORTS,
+    Endpoint,
+    PathLike,
+    TransportConfig,
+    load_tls,
+    parse_endpoints,
+)
 from .cluster import MemberListResult
 from .errors import EtcdError, InvalidArgumentError, RequestTooLargeError
 
@@ -96,6 +103,9 @@ class ClientBase:
         keepalive_time: float | None = None,
         keepalive_timeout: float = 20.0,
         transport: str = "grpcio",
+        ca_cert: PathLike | None = None,
+        cert_cert: PathLike | None = None,
+        cert_key: PathLike | None = None,
     ) -> None:
         if timeout is not None and not timeout > 0:
             raise InvalidArgumentError(f"timeout must be > 0 seconds or None, not {timeout!r}")
@@ -113,12 +123,20 @@ class ClientBase:
         self._metadata = REQUIRE_LEADER_METADATA if require_leader else None
         self._auto_sync_interval = auto_sync_interval
         self._transport_name = transport
+        tls_given = ca_cert is not None or cert_cert is not None or cert_key is not None
+        parsed = parse_endpoints(endpoints, default_secure=tls_given)
+        if tls_given and not parsed[0].secure:
+            raise InvalidArgumentError(
+                "TLS options (ca_cert, cert_cert, cert_key) were given but the endpoints are "
+                "http://; use https:// endpoints (or host:port)"
+            )
         self._config = TransportConfig(
-            endpoints=parse_endpoints(endpoints),
+            endpoints=parsed,
             max_recv_bytes=max_recv_bytes,
             max_send_bytes=max_send_bytes,
             keepalive_time=keepalive_time,
             keepalive_timeout=keepalive_timeout,
+            tls=load_tls(ca_cert, cert_cert, cert_key) if parsed[0].secure else None,
         )
         self._timeout = timeout
         self._max_send_bytes = max_send_bytes
@@ -149,14 +167,12 @@ class ClientBase:
         """How failed calls are retried (``max_retries`` and ``backoff`` given at creation)."""
         return self._retry_policy  # type: ignore[no-any-return]
 
-    def _checked(self, call: Call[T]) -> Call[T]:
-        """Refuse a request larger than the send limit before anything is sent."""
-        if len(call.request) > self._max_send_bytes:
-            raise RequestTooLargeError(
-                f"request of {len(call.request)} bytes exceeds the client's send limit of "
-                f"{self._max_send_bytes} bytes (max_send_bytes)"
-            )
-        return call
+    def _too_large(self, call: Call[T]) -> RequestTooLargeError:
+        """The error for a request larger than the send limit (refused before sending)."""
+        return RequestTooLargeError(
+            f"request of {len(call.request)} bytes exceeds the client's send limit of "
+            f"{self._max_send_bytes} bytes (max_send_bytes)"
+        )
 
     def _synced_config(self, result: MemberListResult) -> TransportConfig | None:
         """The transport config for the members in ``result``, or None to keep the current

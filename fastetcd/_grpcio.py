@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import queue
 import socket
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import grpc.aio
 
-from ._transport import Metadata, TransportConfig, is_ip_literal
+from ._transport import Metadata, TransportConfig, is_ip_literal, load_tls
 from .errors import CancelledError, EtcdError, StatusCode, UnavailableError, from_status
 
 __all__ = ["GrpcioTransport", "AioGrpcioTransport", "GrpcioStream", "AioGrpcioStream"]
@@ -85,6 +86,12 @@ def _options(config: TransportConfig) -> list[tuple[str, Any]]:
         options.append(
             ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]}))
         )
+        if config.endpoints[0].secure:
+            # One channel over a static address list has one authority, by default the
+            # whole list, which no certificate names: check every member's certificate
+            # against the first endpoint's host (the native transport checks each against
+            # its own).
+            options.append(("grpc.ssl_target_name_override", config.endpoints[0].host))
     if config.keepalive_time is not None:
         options += [
             ("grpc.keepalive_time_ms", int(config.keepalive_time * 1000)),
@@ -100,10 +107,31 @@ def _options(config: TransportConfig) -> list[tuple[str, Any]]:
     return options
 
 
+def _system_roots() -> bytes | None:
+    """The system's PEM CA bundle (OpenSSL's default file), or None when there is none:
+    grpcio then falls back to the roots it ships."""
+    path = ssl.get_default_verify_paths().cafile
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read() or None
+    except OSError:
+        return None
+
+
 def _credentials(config: TransportConfig) -> grpc.ChannelCredentials | None:
+    """TLS credentials for https endpoints (None: plaintext). Without ``ca_cert`` the
+    system's trust store is used, as the native transport does, rather than the roots
+    grpcio ships."""
     if not config.endpoints[0].secure:
         return None
-    return grpc.ssl_channel_credentials()
+    tls = config.tls or load_tls()
+    return grpc.ssl_channel_credentials(
+        root_certificates=tls.ca_pem if tls.ca_pem is not None else _system_roots(),
+        private_key=tls.key_pem,
+        certificate_chain=tls.cert_pem,
+    )
 
 
 def never_sent(code: int, details: str) -> bool:

@@ -10,21 +10,25 @@ a native HTTP/2 transport later).
 from __future__ import annotations
 
 import ipaddress
+import os
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Protocol
+from typing import Optional, Protocol, Union
 
 from .errors import ArgumentTypeError, InvalidArgumentError
 
 __all__ = [
     "Metadata",
     "Endpoint",
+    "TLSConfig",
     "TransportConfig",
     "Stream",
     "AsyncStream",
     "Transport",
     "AsyncTransport",
     "parse_endpoints",
+    "load_tls",
     "TRANSPORTS",
     "open_transport",
     "open_async_transport",
@@ -37,6 +41,9 @@ TRANSPORTS = ("grpcio", "native")
 
 #: gRPC metadata: (key, value) pairs sent with a call.
 Metadata = Optional[Sequence[tuple[str, str]]]
+
+#: A file path, as the TLS options take it.
+PathLike = Union[str, "os.PathLike[str]"]
 
 DEFAULT_PORT = 2379
 
@@ -56,11 +63,11 @@ class Endpoint:
         return f"{host}:{self.port}"
 
 
-def _parse_endpoint(text: object) -> Endpoint:
+def _parse_endpoint(text: object, default_secure: bool = False) -> Endpoint:
     if not isinstance(text, str):
         raise ArgumentTypeError(f"an endpoint must be a str, not {type(text).__name__}")
     rest = text.strip()
-    secure = False
+    secure = default_secure
     if "://" in rest:
         scheme, rest = rest.split("://", 1)
         if scheme not in ("http", "https"):
@@ -87,9 +94,12 @@ def _parse_endpoint(text: object) -> Endpoint:
     return Endpoint(host, port, secure)
 
 
-def parse_endpoints(endpoints: str | Sequence[str]) -> tuple[Endpoint, ...]:
+def parse_endpoints(
+    endpoints: str | Sequence[str], *, default_secure: bool = False
+) -> tuple[Endpoint, ...]:
     """Parse ``"host:port"``, ``"http://host:port"``, a comma-separated list of those, or a
-    list of them. The port defaults to 2379."""
+    list of them. The port defaults to 2379; an endpoint without a scheme is https when
+    ``default_secure`` (the client was given TLS options), else http."""
     items: Sequence[object]
     if isinstance(endpoints, str):
         items = [part for part in endpoints.split(",") if part.strip()]
@@ -97,7 +107,7 @@ def parse_endpoints(endpoints: str | Sequence[str]) -> tuple[Endpoint, ...]:
         items = endpoints
     else:
         raise ArgumentTypeError("endpoints must be a str or a list of str")
-    parsed = tuple(_parse_endpoint(item) for item in items)
+    parsed = tuple(_parse_endpoint(item, default_secure) for item in items)
     if not parsed:
         raise InvalidArgumentError("no endpoints given")
     if len({ep.secure for ep in parsed}) > 1:
@@ -114,6 +124,91 @@ def is_ip_literal(host: str) -> bool:
     return True
 
 
+def _no_password() -> bytes:
+    raise InvalidArgumentError("cert_key is encrypted; give an unencrypted PEM private key")
+
+
+def _path(name: str, value: object) -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        raise ArgumentTypeError(f"{name} must be a path (str or os.PathLike), not {value!r}")
+    path = os.fspath(value)
+    if not isinstance(path, str):
+        raise ArgumentTypeError(f"{name} must be a str path, not {path!r}")
+    return path
+
+
+def _read(name: str, path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot read {name} {path!r}: {exc.strerror or exc}") from None
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """The client's TLS material, read and checked once when the client is created.
+
+    ``ca_cert`` is a PEM CA bundle (None: the system's trust store); ``cert_cert`` and
+    ``cert_key`` are the client certificate (chain) and its unencrypted private key, PEM, for
+    mutual TLS. The PEM bytes feed grpcio (``grpc.ssl_channel_credentials``); ``context``,
+    an ``ssl.SSLContext`` built from the same files (ALPN ``h2``, server certificate and host
+    name verified), feeds the native transport. Build it with :func:`load_tls`."""
+
+    ca_cert: str | None = None
+    cert_cert: str | None = None
+    cert_key: str | None = None
+    ca_pem: bytes | None = field(default=None, repr=False)
+    cert_pem: bytes | None = field(default=None, repr=False)
+    key_pem: bytes | None = field(default=None, repr=False)
+    context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
+
+
+def load_tls(
+    ca_cert: PathLike | None = None,
+    cert_cert: PathLike | None = None,
+    cert_key: PathLike | None = None,
+) -> TLSConfig:
+    """Read and check the TLS files. Raises ``InvalidArgumentError`` naming the file when
+    one cannot be read or holds no usable PEM (a CA bundle without a certificate, a
+    certificate that does not match its key, an encrypted key), and when only one of
+    ``cert_cert`` and ``cert_key`` is given."""
+    if (cert_cert is None) != (cert_key is None):
+        raise InvalidArgumentError(
+            "mutual TLS needs both cert_cert and cert_key (the client certificate and its "
+            "private key), or neither"
+        )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the certificate and host
+    context.minimum_version = ssl.TLSVersion.TLSv1_2  # HTTP/2 (RFC 9113 §9.2) needs 1.2+
+    context.set_alpn_protocols(["h2"])
+    ca_path = ca_pem = None
+    if ca_cert is None:
+        context.load_default_certs()
+    else:
+        ca_path = _path("ca_cert", ca_cert)
+        ca_pem = _read("ca_cert", ca_path)
+        try:
+            context.load_verify_locations(cadata=ca_pem.decode("ascii"))
+        except (UnicodeDecodeError, ssl.SSLError, ValueError) as exc:
+            raise InvalidArgumentError(
+                f"ca_cert {ca_path!r} is not a PEM certificate bundle ({exc})"
+            ) from None
+    cert_path = key_path = cert_pem = key_pem = None
+    if cert_cert is not None and cert_key is not None:
+        cert_path, key_path = _path("cert_cert", cert_cert), _path("cert_key", cert_key)
+        cert_pem, key_pem = _read("cert_cert", cert_path), _read("cert_key", key_path)
+        try:
+            context.load_cert_chain(cert_path, key_path, password=_no_password)
+        except (ssl.SSLError, ValueError) as exc:
+            raise InvalidArgumentError(
+                f"cert_cert {cert_path!r} and cert_key {key_path!r} are not a PEM certificate "
+                f"and its matching private key ({exc})"
+            ) from None
+        except OSError as exc:  # the file went away between the two reads
+            raise InvalidArgumentError(f"cannot read cert_cert/cert_key: {exc}") from None
+    return TLSConfig(ca_path, cert_path, key_path, ca_pem, cert_pem, key_pem, context)
+
+
 @dataclass(frozen=True)
 class TransportConfig:
     """What a transport needs to know to connect; built by the client from its arguments."""
@@ -128,6 +223,9 @@ class TransportConfig:
     keepalive_timeout: float = 20.0
     #: Extra gRPC channel options, for the grpcio transport.
     grpc_options: tuple[tuple[str, int | str], ...] = field(default=())
+    #: TLS material for https endpoints (None with https endpoints: the system trust
+    #: store, no client certificate).
+    tls: TLSConfig | None = None
 
 
 class Stream(Protocol):

@@ -76,6 +76,11 @@ class AsyncClient(ClientBase):
     refreshes from MemberList, None = off), ``max_send_bytes`` (default 2 MiB; larger
     requests raise ``RequestTooLargeError`` before sending), ``max_recv_bytes`` (default
     2**31-1), ``keepalive_time``/``keepalive_timeout`` (HTTP/2 pings, off by default).
+    TLS: an ``https://`` endpoint, or any of ``ca_cert`` (PEM CA bundle path; None = the
+    system trust store), ``cert_cert`` and ``cert_key`` (client certificate and unencrypted
+    key, PEM paths, for mutual TLS; both or neither), makes every connection TLS (HTTP/2
+    negotiated by ALPN) with the server's certificate checked against the endpoint's host
+    name or IP address; a failed handshake raises ``UnavailableError`` saying so.
     Create it inside the event loop that uses it; use it as an ``async with`` block or
     ``await`` :meth:`close`.
     """
@@ -106,7 +111,8 @@ class AsyncClient(ClientBase):
         """Send ``call``, retrying as the retry core decides, and decode its response."""
         if self._sync_pending is not None:
             self._start_auto_sync(self._sync_pending)
-        self._checked(call)
+        if len(call.request) > self._max_send_bytes:
+            raise self._too_large(call)
         timeout = self._timeout if call.timeout is None else call.timeout
         deadline = None if timeout is None else _monotonic() + timeout
         state = None

@@ -74,8 +74,13 @@ class Client(ClientBase):
     ``auto_sync_interval`` (seconds between endpoint refreshes from MemberList, None = off),
     ``max_send_bytes`` (default 2 MiB; larger requests raise ``RequestTooLargeError``
     before sending), ``max_recv_bytes`` (default 2**31-1),
-    ``keepalive_time``/``keepalive_timeout`` (HTTP/2 pings, off by default). Use it as a
-    context manager or call :meth:`close`.
+    ``keepalive_time``/``keepalive_timeout`` (HTTP/2 pings, off by default).
+    TLS: an ``https://`` endpoint, or any of ``ca_cert`` (PEM CA bundle path; None = the
+    system trust store), ``cert_cert`` and ``cert_key`` (client certificate and unencrypted
+    key, PEM paths, for mutual TLS; both or neither), makes every connection TLS (HTTP/2
+    negotiated by ALPN) with the server's certificate checked against the endpoint's host
+    name or IP address; a failed handshake raises ``UnavailableError`` saying so.
+    Use it as a context manager or call :meth:`close`.
     """
 
     _transport: Transport
@@ -102,7 +107,8 @@ class Client(ClientBase):
 
     def _call(self, call: Call[T]) -> T:
         """Send ``call``, retrying as the retry core decides, and decode its response."""
-        self._checked(call)
+        if len(call.request) > self._max_send_bytes:
+            raise self._too_large(call)
         timeout = self._timeout if call.timeout is None else call.timeout
         deadline = None if timeout is None else _monotonic() + timeout
         state = None

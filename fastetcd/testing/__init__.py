@@ -43,6 +43,7 @@ from ._errors import (
 from ._process import free_ports
 from ._proxy import TcpProxy
 from ._server import ENV_TEST_ENDPOINT, EtcdServer
+from ._tls import ServerTLS
 
 __all__ = [
     "ENV_TEST_ENDPOINT",
@@ -56,6 +57,7 @@ __all__ = [
     "EtcdctlError",
     "ExternalEtcdError",
     "NoLeaderError",
+    "ServerTLS",
     "TcpProxy",
     "etcd_version",
     "etcdctl",

@@ -29,6 +29,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -277,12 +278,19 @@ def free_ports(n: int, host: str = LOOPBACK) -> list[int]:
     return ports
 
 
-def probe_health(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True when ``GET http://host:port/health`` answers ``{"health": "true"}``.
+def probe_health(
+    host: str, port: int, timeout: float = 1.0, ssl_context: ssl.SSLContext | None = None
+) -> bool:
+    """True when ``GET http://host:port/health`` answers ``{"health": "true"}``; with
+    ``ssl_context``, ``GET https://host:port/health`` over TLS.
 
     Uses :mod:`http.client` directly, so no HTTP proxy is ever involved.
     """
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    conn = (
+        http.client.HTTPConnection(host, port, timeout=timeout)
+        if ssl_context is None
+        else http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl_context)
+    )
     try:
         conn.request("GET", "/health", headers={"Connection": "close"})
         body = conn.getresponse().read()

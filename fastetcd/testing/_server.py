@@ -22,6 +22,7 @@ from ._process import (
     stop_process,
     untrack_dir,
 )
+from ._tls import ServerTLS
 
 if TYPE_CHECKING:
     import subprocess
@@ -60,6 +61,10 @@ class EtcdServer:
     ``extra_args`` are appended to etcd's command line (after the harness's own
     flags, so they win), e.g. ``["--max-txn-ops=1024", "--auto-compaction-retention=1"]``.
 
+    ``tls`` (a :class:`ServerTLS`) serves the client port over TLS, ``https://127.0.0.1:<port>``
+    (:attr:`url`; :attr:`endpoint` stays ``host:port``), optionally requiring client
+    certificates; the ``/health`` probe then speaks TLS too.
+
     Lifecycle: :meth:`start` spawns etcd (output goes to :attr:`log`, never to the
     test's stdout) and waits until ``/health`` reports ``{"health": "true"}``;
     :meth:`stop` terminates it (SIGTERM, then SIGKILL after ``stop_timeout``) and
@@ -87,6 +92,7 @@ class EtcdServer:
         stop_timeout: float = 10.0,
         external_endpoint: str | None = None,
         use_env_endpoint: bool = True,
+        tls: ServerTLS | None = None,
     ) -> None:
         if isinstance(extra_args, str):
             raise TypeError("extra_args must be a sequence of strings, not a string")
@@ -107,6 +113,10 @@ class EtcdServer:
         self._log_path: str | None = self._user_log_path
         self._log_offset = 0
         self._token = "fastetcd-" + uuid.uuid4().hex[:16]
+        self.tls = tls
+        """TLS of the client port (:class:`ServerTLS`; None: plaintext ``http://``)."""
+        self._scheme = "https" if tls is not None else "http"
+        self._probe_context = tls.probe_context() if tls is not None else None
 
         external = external_endpoint
         if external is None and use_env_endpoint:
@@ -122,7 +132,7 @@ class EtcdServer:
             host, port = LOOPBACK, client_port if client_port is not None else ports[0]
             self._peer_port = peer_port if peer_port is not None else ports[1]
             endpoint = f"{host}:{port}"
-            url = f"http://{endpoint}"
+            url = f"{self._scheme}://{endpoint}"
         self.host: str = host
         """The host etcd listens on (always 127.0.0.1 unless external)."""
         self.client_port: int = port
@@ -149,7 +159,7 @@ class EtcdServer:
 
     @property
     def url(self) -> str:
-        """Client URL as ``"http://127.0.0.1:<port>"``."""
+        """Client URL as ``"http://127.0.0.1:<port>"`` (``https://`` with ``tls``)."""
         return self._url
 
     @property
@@ -271,7 +281,9 @@ class EtcdServer:
 
     def is_healthy(self, timeout: float = 1.0) -> bool:
         """One ``/health`` probe: True when etcd answers ``{"health": "true"}``."""
-        return probe_health(self.host, self.client_port, timeout=timeout)
+        return probe_health(
+            self.host, self.client_port, timeout=timeout, ssl_context=self._probe_context
+        )
 
     def wait_healthy(self, timeout: float | None = None) -> None:
         """Poll ``/health`` until healthy; raise :class:`EtcdStartError` after ``timeout``."""
@@ -310,6 +322,7 @@ class EtcdServer:
             f"--listen-peer-urls={self.peer_url}",
             f"--initial-advertise-peer-urls={self.peer_url}",
             *self._initial_cluster_args(),
+            *(self.tls.etcd_args() if self.tls is not None else ()),
             *self.extra_args,
         ]
 
@@ -418,4 +431,4 @@ class EtcdServer:
     def _reallocate_ports(self) -> None:
         self.client_port, self._peer_port = free_ports(2)
         self._endpoint = f"{self.host}:{self.client_port}"
-        self._url = f"http://{self._endpoint}"
+        self._url = f"{self._scheme}://{self._endpoint}"
