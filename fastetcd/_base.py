@@ -86,6 +86,15 @@ def _check_policy(backoff: object, max_retries: int | None) -> Any:
     return policy
 
 
+def default_transport() -> str:
+    """The transport a client uses when none is named: "native" when its compiled core
+    (``fastetcd._h2``) is available, else "grpcio" (pure-Python installs, or
+    ``FASTETCD_NO_EXTENSIONS=1``)."""
+    from . import _native
+
+    return "native" if _native.available() else "grpcio"
+
+
 class ClientBase:
     """Configuration shared by :class:`fastetcd.Client` and :class:`fastetcd.AsyncClient`."""
 
@@ -102,7 +111,7 @@ class ClientBase:
         max_recv_bytes: int = DEFAULT_MAX_RECV_BYTES,
         keepalive_time: float | None = None,
         keepalive_timeout: float = 20.0,
-        transport: str = "grpcio",
+        transport: str | None = None,
         ca_cert: PathLike | None = None,
         cert_cert: PathLike | None = None,
         cert_key: PathLike | None = None,
@@ -115,6 +124,8 @@ class ClientBase:
             )
         if not 0 < max_send_bytes <= 2**31 - 1 or not 0 < max_recv_bytes <= 2**31 - 1:
             raise InvalidArgumentError("max_send_bytes and max_recv_bytes must be in (0, 2**31)")
+        if transport is None:
+            transport = default_transport()
         if transport not in TRANSPORTS:
             raise InvalidArgumentError(
                 f"unknown transport {transport!r} (available: {', '.join(TRANSPORTS)})"

@@ -7,29 +7,33 @@ bytes:
 * :class:`NativeAsyncTransport` runs one connection as an ``asyncio.Protocol`` on the
   running loop (uvloop when that is the loop). Any number of calls share it; what they
   queue is written once per loop iteration, so N calls in flight cost one ``write``.
-* :class:`NativeTransport` (blocking client) uses a blocking socket and no thread of its
-  own: the calling thread writes its request and reads the socket until its response has
-  arrived; when several threads wait, one reads for all and hands the role on. No
-  cross-thread hand-off happens on the common path, so a call costs one ``send`` and one
-  ``recv``.
+* :class:`NativeTransport` (blocking client) uses blocking sockets, one connection per
+  endpoint taken in turn (round robin), and no thread of its own (but a keepalive thread
+  when ``keepalive_time`` is set): the calling thread writes its request and reads the
+  socket until its response has arrived; when several threads wait, one reads for all and
+  hands the role on. No cross-thread hand-off happens on the common path, so a call costs
+  one ``send`` and one ``recv`` (and a ``poll`` when the connection was idle).
 
-Both fail over to the next endpoint only when connecting (retries belong to the retry
-layer). The native transport needs the compiled core: with ``FASTETCD_NO_EXTENSIONS=1``
-(or without a compiler) asking for it raises ``InvalidArgumentError``.
+Both fail over to the next endpoint when connecting (retries belong to the retry layer).
+The native transport needs the compiled core: with ``FASTETCD_NO_EXTENSIONS=1`` (or without
+a compiler) asking for it raises ``InvalidArgumentError``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import os
+import select
 import socket
 import ssl
 import threading
 import time
+import weakref
 from typing import Any
 
-from ._transport import Endpoint, Metadata, TransportConfig
+from ._transport import Endpoint, Metadata, TransportConfig, load_tls
 from .errors import (
     CancelledError,
     EtcdError,
@@ -84,22 +88,85 @@ def _deadline_error() -> EtcdError:
     return from_status(4, _DEADLINE_MESSAGE)
 
 
-def _connect_error(endpoints: tuple[Endpoint, ...], last: BaseException | None) -> UnavailableError:
+def _connect_error(
+    endpoints: tuple[Endpoint, ...], last: BaseException | str | None
+) -> UnavailableError:
     addresses = ", ".join(ep.address for ep in endpoints)
     exc = UnavailableError(f"cannot connect to {addresses}: {last}")
     exc.sent = False
     return exc
 
 
-def _ssl_context() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.set_alpn_protocols(["h2"])
+def _ssl_context(config: TransportConfig) -> ssl.SSLContext | None:
+    """The client's TLS context for https endpoints (None: plaintext): built by
+    ``load_tls`` from the client's ``ca_cert``/``cert_cert``/``cert_key`` (the system trust
+    store when none is given), verifying the server's certificate and host, ALPN ``h2``."""
+    if not config.endpoints[0].secure:
+        return None
+    context = (config.tls or load_tls()).context
+    assert context is not None
     return context
 
 
-def _check_alpn(sslobj: Any) -> None:
-    if sslobj is not None and sslobj.selected_alpn_protocol() != "h2":
-        raise ConnectionError("the server did not agree to HTTP/2 (ALPN h2)")
+#: How long a TLS handshake may take when the call has no deadline (gRPC's minimum connect
+#: timeout), so a server that accepts and never answers cannot hang a connect.
+_TLS_HANDSHAKE_TIMEOUT = 20.0
+#: How long a new connection may take to send its SETTINGS before the endpoint is given up
+#: (capped by ``keepalive_timeout``), as grpc-core waits for a connection to be ready.
+_SETTINGS_TIMEOUT = 20.0
+#: Back-off of an endpoint whose dial failed (asyncio transport): 0.1 s, doubling to 2 s;
+#: endpoints without a connection are looked at no more often than every _REDIAL_CHECK.
+_REDIAL_MIN = 0.1
+_REDIAL_MAX = 2.0
+_REDIAL_CHECK = 0.05
+
+
+class _TLSError(ConnectionError):
+    """The TLS handshake failed or did not negotiate HTTP/2 (message says which)."""
+
+
+def _check_alpn(sslobj: Any, endpoint: Endpoint) -> None:
+    """Refuse a TLS connection on which the server did not select HTTP/2 by ALPN."""
+    if sslobj is None:
+        raise _TLSError(f"TLS connection to {endpoint.address}: no TLS session")
+    selected = sslobj.selected_alpn_protocol()
+    if selected != "h2":
+        raise _TLSError(
+            f"TLS connection to {endpoint.address}: the server did not agree to HTTP/2 "
+            f"(ALPN offered h2, server selected {selected!r})"
+        )
+
+
+def _tls_error(endpoint: Endpoint, exc: BaseException) -> _TLSError:
+    """A failed TLS handshake as an error that says so (a certificate the client does not
+    trust, a server that refused the client's certificate or speaks no TLS at all)."""
+    if isinstance(exc, _TLSError):
+        return exc
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = f"server certificate not trusted: {exc.verify_message or exc}"
+    elif isinstance(exc, ssl.SSLError) and "CERTIFICATE" in (exc.reason or ""):
+        reason = f"the server refused the client certificate, or its absence ({exc})"
+    elif isinstance(exc, ssl.SSLError) and not isinstance(
+        exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+    ):
+        reason = str(exc)
+    else:
+        detail = str(exc) or f"{type(exc).__name__}: the connection was closed"
+        reason = f"{detail} (is the server serving TLS on that port?)"
+    return _TLSError(f"TLS handshake with {endpoint.address} failed: {reason}")
+
+
+def _tls_deadline_error(endpoint: Endpoint) -> EtcdError:
+    return from_status(
+        4, f"{_DEADLINE_MESSAGE} (TLS handshake with {endpoint.address} did not complete)"
+    )
+
+
+#: Added to the error when a plaintext connection closes before the server's HTTP/2 SETTINGS
+#: (what a TLS-only etcd does with a plaintext client).
+_NO_SETTINGS_HINT = (
+    " before the server's HTTP/2 SETTINGS arrived (is it a TLS endpoint? use https://)"
+)
 
 
 def _bad_metadata(exc: ValueError) -> InvalidArgumentError:
@@ -113,11 +180,19 @@ class _AsyncConnection(asyncio.Protocol):
     """One HTTP/2 connection on an event loop."""
 
     def __init__(
-        self, owner: NativeAsyncTransport, endpoint: Endpoint, loop: asyncio.AbstractEventLoop
+        self,
+        owner: NativeAsyncTransport,
+        endpoint: Endpoint,
+        loop: asyncio.AbstractEventLoop,
+        index: int = 0,
     ) -> None:
         self.owner = owner
         self.endpoint = endpoint
+        self.index = index  # of the endpoint in the transport's config
         self.loop = loop
+        #: Set once the server's SETTINGS arrived (the connection is then ready for calls);
+        #: failed if the connection is lost first.
+        self.settled: asyncio.Future[None] | None = loop.create_future()
         self.core: Any = owner._h2.H2Connection(
             endpoint.address, endpoint.secure, owner._config.max_recv_bytes
         )
@@ -149,6 +224,10 @@ class _AsyncConnection(asyncio.Protocol):
         core.receive(data)
         if core.has_output:
             self.schedule_flush()
+        if self.settled is not None and core.settings_received:
+            if not self.settled.done():
+                self.settled.set_result(None)
+            self.settled = None
         if not core.usable:
             self._draining()
 
@@ -161,7 +240,16 @@ class _AsyncConnection(asyncio.Protocol):
         if self._keepalive is not None:
             self._keepalive.cancel()
         reason = f": {exc}" if exc else ""
+        if not self.core.settings_received and not self.endpoint.secure:
+            reason += _NO_SETTINGS_HINT
         self.core.fail_all(f"connection to {self.endpoint.address} lost{reason}", None)
+        if self.settled is not None:
+            if not self.settled.done():
+                self.settled.set_exception(
+                    ConnectionError(f"connection to {self.endpoint.address} lost{reason}")
+                )
+                self.settled.exception()  # retrieved: no "never retrieved" warning
+            self.settled = None
         self.owner._forget(self)
 
     # ---------------------------------------------------------------- writing
@@ -175,7 +263,12 @@ class _AsyncConnection(asyncio.Protocol):
         self._flush_pending = False
         core = self.core
         if core.has_output and not self.lost and self.transport is not None:
+            sent = core.flushed_max_id
             self.transport.write(core.data_to_send())
+            if self.transport.is_closing():
+                # the write failed at once (a reset the loop has not read yet) or was
+                # dropped: none of it left, so the calls it started were not sent
+                core.flushed_max_id = sent
 
     # ---------------------------------------------------------------- state
 
@@ -230,6 +323,26 @@ class _AsyncConnection(asyncio.Protocol):
 
         sent = self.loop.time()
         self._keepalive = self.loop.call_later(config.keepalive_timeout, check)
+
+
+# What NativeStream.interrupt() queues among a blocking stream's messages (never delivered).
+_WAKE: Any = object()
+
+
+def _take(messages: collections.deque[bytes], max_bytes: int) -> tuple[list[bytes], int]:
+    """Pop the first message of ``messages`` and those after it while all total at most
+    ``max_bytes`` (up to an interrupt mark); return them and their size on the wire (5-byte
+    gRPC prefixes included)."""
+    first = messages.popleft()
+    batch = [first]
+    size = len(first) + 5
+    while messages:
+        nxt = messages[0]
+        if nxt is _WAKE or size + len(nxt) + 5 > max_bytes:
+            break
+        batch.append(messages.popleft())
+        size += len(nxt) + 5
+    return batch, size
 
 
 def _expire(conn: _AsyncConnection, stream: Any, fut: asyncio.Future[bytes]) -> None:
@@ -325,6 +438,26 @@ class NativeAsyncStream:
             self._waiter = waiter
             await waiter
 
+    async def recv_many(self, max_bytes: int) -> list[bytes] | None:
+        """Wait for the next response and return it with the ones already received after
+        it, as long as they total at most ``max_bytes`` (the first one always comes): what
+        one read of the socket brought, for one wake-up. None at a clean end of stream."""
+        conn, stream = await self._open()
+        while True:
+            if self._messages:
+                batch, size = _take(self._messages, max_bytes)
+                conn.core.consumed(stream, size)
+                if conn.core.has_output:
+                    conn.schedule_flush()
+                return batch
+            if self._done:
+                if self._error is not None:
+                    raise self._error
+                return None
+            waiter = conn.loop.create_future()
+            self._waiter = waiter
+            await waiter
+
     def close(self) -> None:
         """Cancel the stream; a pending ``recv`` raises ``CancelledError``."""
         self._messages.clear()
@@ -337,28 +470,75 @@ class NativeAsyncStream:
 
 
 class NativeAsyncTransport:
-    """asyncio transport over one HTTP/2 connection (reconnects after a GOAWAY or a lost
-    connection, trying the endpoints in turn)."""
+    """asyncio transport over one HTTP/2 connection per endpoint, taken in turn (round-robin,
+    as grpcio and etcd's Go client spread calls). A lost endpoint is dialled again in the
+    background, no sooner than its back-off (0.1 s after a failed dial, doubling to 2 s);
+    a connection takes calls once the server's SETTINGS have arrived."""
 
     def __init__(self, config: TransportConfig) -> None:
         self._h2 = _core()
         self._config = config
-        self._conn: _AsyncConnection | None = None
-        self._conns: set[_AsyncConnection] = set()
+        n = len(config.endpoints)
+        self._by_endpoint: list[_AsyncConnection | None] = [None] * n
+        self._ready: list[_AsyncConnection] = []  # connections taking calls, in turn
+        self._conns: set[_AsyncConnection] = set()  # every open connection (for close)
+        self._dialing: set[int] = set()  # endpoints with a dial in progress
+        self._retry_at = [0.0] * n  # monotonic time before which endpoint i is not dialled
+        self._retry_delay = [0.0] * n
+        self._next_redial = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._rr = 0
         self._connecting: asyncio.Future[_AsyncConnection] | None = None
-        self._next_endpoint = 0
         self._closed = False
-        self._ssl = _ssl_context() if config.endpoints[0].secure else None
+        self._ssl = _ssl_context(config)
+
+    @property
+    def _conn(self) -> _AsyncConnection | None:
+        """A connection taking calls, if any (the next one in turn is not consumed)."""
+        return self._ready[0] if self._ready else None
 
     def _forget(self, conn: _AsyncConnection) -> None:
-        if self._conn is conn:
-            self._conn = None
+        if self._by_endpoint[conn.index] is conn:
+            self._by_endpoint[conn.index] = None
+        if conn in self._ready:
+            self._ready = [c for c in self._ready if c is not conn]
         if conn.lost:
             self._conns.discard(conn)
 
+    def _pick(self) -> _AsyncConnection | None:
+        """The next ready connection in turn (None if there is none); starts background
+        dials of the endpoints that have none, when their back-off allows."""
+        ready = self._ready
+        if not ready:
+            return None  # the caller dials (_connect), in the foreground
+        if len(ready) < len(self._by_endpoint) and not self._closed:
+            self._redial()
+        if len(ready) == 1:
+            return ready[0]
+        self._rr += 1
+        return ready[self._rr % len(ready)]
+
+    def _redial(self) -> None:
+        now = time.monotonic()
+        if now < self._next_redial:
+            return
+        self._next_redial = now + _REDIAL_CHECK
+        loop = asyncio.get_running_loop()
+        for i, conn in enumerate(self._by_endpoint):
+            if conn is None and i not in self._dialing and now >= self._retry_at[i]:
+                task = loop.create_task(self._background_dial(i))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _background_dial(self, i: int) -> None:
+        try:
+            await self._dial_one(i)
+        except (EtcdError, OSError, ssl.SSLError, ConnectionError, asyncio.TimeoutError):
+            pass  # the back-off is recorded; the next call will try again after it
+
     async def _connection(self, timeout: float | None) -> _AsyncConnection:
-        conn = self._conn
-        if conn is not None and conn.ok:
+        conn = self._pick()
+        if conn is not None:
             return conn
         if timeout is None:
             return await self._connect()
@@ -368,11 +548,13 @@ class NativeAsyncTransport:
             raise _deadline_error() from None
 
     async def _connect(self) -> _AsyncConnection:
+        """A ready connection: dial the endpoints in turn until one answers (one dial at a
+        time, shared by every call waiting for it)."""
         while True:
             if self._closed:
                 raise CancelledError("the client is closed")
-            conn = self._conn
-            if conn is not None and conn.ok:
+            conn = self._pick()
+            if conn is not None:
                 return conn
             if self._connecting is not None:
                 try:
@@ -384,7 +566,7 @@ class NativeAsyncTransport:
             connecting: asyncio.Future[_AsyncConnection] = loop.create_future()
             self._connecting = connecting
             try:
-                conn = await self._dial(loop)
+                conn = await self._dial_any()
             except BaseException as exc:
                 self._connecting = None
                 if isinstance(exc, EtcdError):
@@ -394,47 +576,103 @@ class NativeAsyncTransport:
                     connecting.cancel()
                 raise
             self._connecting = None
-            self._conn = conn
-            self._conns.add(conn)
             connecting.set_result(conn)
             return conn
 
-    async def _dial(self, loop: asyncio.AbstractEventLoop) -> _AsyncConnection:
+    async def _dial_any(self) -> _AsyncConnection:
+        """Dial the endpoints in turn (those out of their back-off first) until one gives a
+        ready connection."""
         endpoints = self._config.endpoints
+        n = len(endpoints)
+        now = time.monotonic()
+        start = self._rr
+        order = sorted(range(n), key=lambda i: (self._retry_at[i] > now, (i - start) % n))
         last: BaseException | None = None
-        for i in range(len(endpoints)):
-            endpoint = endpoints[(self._next_endpoint + i) % len(endpoints)]
-            conn = _AsyncConnection(self, endpoint, loop)
+        for i in order:
             try:
-                transport, _ = await loop.create_connection(
-                    lambda conn=conn: conn,
-                    endpoint.host,
-                    endpoint.port,
-                    ssl=self._ssl,
-                    server_hostname=endpoint.host if self._ssl is not None else None,
-                )
-                if self._ssl is not None:
-                    _check_alpn(transport.get_extra_info("ssl_object"))
-            except (OSError, ssl.SSLError, ConnectionError) as exc:
+                return await self._dial_one(i)
+            except (OSError, ssl.SSLError, ConnectionError, asyncio.TimeoutError) as exc:
                 last = exc
-                continue
-            self._next_endpoint = (self._next_endpoint + i) % len(endpoints)
-            if self._closed:
-                transport.close()
-                raise CancelledError("the client is closed")
-            return conn
-        self._next_endpoint = (self._next_endpoint + 1) % len(endpoints)
+        self._rr += 1
         raise _connect_error(endpoints, last)
+
+    async def _dial_one(self, i: int) -> _AsyncConnection:
+        """Connect to endpoint ``i`` and wait for the server's SETTINGS; on failure, record
+        the endpoint's back-off and raise."""
+        self._dialing.add(i)
+        try:
+            conn = await self._dial(i)
+        except BaseException:
+            delay = self._retry_delay[i]
+            delay = _REDIAL_MIN if delay == 0 else min(delay * 2, _REDIAL_MAX)
+            self._retry_delay[i] = delay
+            self._retry_at[i] = time.monotonic() + delay
+            raise
+        finally:
+            self._dialing.discard(i)
+        self._retry_delay[i] = 0.0
+        if self._closed:
+            conn.close()
+            raise CancelledError("the client is closed")
+        old = self._by_endpoint[i]
+        if old is not None and old is not conn:  # a background dial raced this one
+            conn.close()
+            return old
+        self._by_endpoint[i] = conn
+        self._ready = self._ready + [conn]
+        return conn
+
+    async def _dial(self, i: int) -> _AsyncConnection:
+        endpoint = self._config.endpoints[i]
+        loop = asyncio.get_running_loop()
+        conn = _AsyncConnection(self, endpoint, loop, i)
+        try:
+            transport, _ = await loop.create_connection(
+                lambda: conn,
+                endpoint.host,
+                endpoint.port,
+                ssl=self._ssl,
+                server_hostname=endpoint.host if self._ssl is not None else None,
+                ssl_handshake_timeout=_TLS_HANDSHAKE_TIMEOUT if self._ssl is not None else None,
+            )
+        except (OSError, ssl.SSLError, ConnectionError) as exc:
+            tls_failed = self._ssl is not None and isinstance(
+                exc, (ssl.SSLError, ConnectionResetError, ConnectionAbortedError)
+            )
+            raise (_tls_error(endpoint, exc) if tls_failed else exc) from None
+        self._conns.add(conn)
+        try:
+            if self._ssl is not None:
+                _check_alpn(transport.get_extra_info("ssl_object"), endpoint)
+            settled = conn.settled
+            if settled is not None:
+                wait = min(_SETTINGS_TIMEOUT, self._config.keepalive_timeout)
+                try:
+                    await asyncio.wait_for(asyncio.shield(settled), wait)
+                except asyncio.TimeoutError:
+                    raise ConnectionError(
+                        f"no HTTP/2 SETTINGS from {endpoint.address} within {wait:g}s"
+                    ) from None
+        except BaseException:
+            transport.abort()
+            self._conns.discard(conn)
+            raise
+        return conn
 
     async def unary(
         self, method: str, request: bytes, timeout: float | None, metadata: Metadata = None
     ) -> bytes:
         """Send one request and return the response bytes (raises ``EtcdError``)."""
-        conn = self._conn
+        conn = self._pick()
         if conn is None or not conn.ok:
             if self._closed:
                 raise CancelledError("the client is closed")
+            began = time.monotonic()
             conn = await self._connection(timeout)
+            if timeout is not None:  # grpc-timeout says what is left of the deadline
+                timeout -= time.monotonic() - began
+                if timeout <= 0:
+                    raise _deadline_error()
         fut: asyncio.Future[bytes] = conn.loop.create_future()
         try:
             stream = conn.core.start(fut, method, request, timeout, metadata, True)
@@ -466,7 +704,10 @@ class NativeAsyncTransport:
         """Close the connections; calls in flight fail with ``CancelledError``."""
         self._closed = True
         conns = list(self._conns)
-        self._conn = None
+        self._ready = []
+        self._by_endpoint = [None] * len(self._by_endpoint)
+        for task in list(self._tasks):
+            task.cancel()
         for conn in conns:
             conn.core.close()
             conn.close()
@@ -475,6 +716,49 @@ class NativeAsyncTransport:
 
 
 # ============================================================================ blocking
+
+_monotonic = time.monotonic
+#: An endpoint whose connect failed (or whose connection was lost) is skipped by the
+#: round-robin pick for this long, doubling (x1.6) per failure up to the maximum: the
+#: grpcio transport's reconnect backoff, so a member that comes back is used within 2 s.
+_BACKOFF_INITIAL = 0.1
+_BACKOFF_MAX = 2.0
+#: The receive timeout of the read that takes in what arrived on an idle connection (the
+#: socket is known to be readable; a TLS record may still be incomplete).
+_PEEK_TIMEOUT = 0.001
+#: While the socket takes none of a write, how long to wait for room before trying again.
+_WRITE_WAIT = 0.05
+#: How long a new connection may take to bring the server's HTTP/2 SETTINGS when the call
+#: has no sooner deadline (gRPC's minimum connect timeout; keepalive_timeout if shorter).
+#: Until they come the connection takes no call: an endpoint that accepts connections but
+#: does not answer (hung, or behind a stalled proxy) is skipped, not written to.
+_HANDSHAKE_TIMEOUT = 20.0
+
+
+def _grpc_timeout(deadline: float) -> float:
+    """The ``grpc-timeout`` for a call that must end by ``deadline``: the time left now,
+    rounded down to the millisecond, so the server is never promised more time than the
+    caller has (and calls with the same budget share the core's cached header literal).
+    Raises ``DeadlineExceededError`` when no time is left."""
+    left = deadline - _monotonic()
+    if left <= 0:
+        raise _deadline_error()
+    rounded = math.floor(left * 1000.0) / 1000.0
+    return rounded if rounded > 0 else left
+
+
+def _keepalive_loop(
+    ref: weakref.ReferenceType[NativeTransport], stop: threading.Event, interval: float
+) -> None:
+    """Body of a blocking transport's keepalive thread: until the transport is closed (or
+    garbage-collected), ping its connections that have been silent for ``interval``."""
+    delay = interval
+    while not stop.wait(delay):
+        transport = ref()
+        if transport is None:
+            return
+        delay = transport._keepalive_round(stop)
+        del transport
 
 
 class _Call:
@@ -517,11 +801,17 @@ class _Call:
 
 
 class _SyncConnection:
-    """One HTTP/2 connection on a blocking socket, shared by threads."""
+    """One HTTP/2 connection on a blocking socket, shared by threads.
+
+    ``lock`` guards everything, and the socket is written under it. At most one thread
+    reads the socket at a time (``reading``, without the lock): a caller waiting for its
+    response reads for everyone and, after each read, hands the role on to another waiting
+    caller (or to the keepalive thread, which waits for its PING's ack like a caller)."""
 
     def __init__(self, owner: NativeTransport, endpoint: Endpoint, sock: socket.socket) -> None:
         self.owner = owner
         self.endpoint = endpoint
+        self.index = 0  # of the endpoint in the transport's list (set by the transport)
         self.sock = sock
         self.core: Any = owner._h2.H2Connection(
             endpoint.address, endpoint.secure, owner._config.max_recv_bytes
@@ -532,6 +822,15 @@ class _SyncConnection:
         self.dead = False
         self._timeout: float | None = None
         self._waiters: collections.deque[_Call] = collections.deque()
+        self._poll: Any = None
+        if hasattr(select, "poll"):  # not on Windows: take_pending() uses select() there
+            self._poll = select.poll()
+            self._poll.register(sock, select.POLLIN)
+        #: keepalive: when something was last received, and the PING waiting for its ack
+        self.keepalive = owner._config.keepalive_time is not None
+        self.last_read = _monotonic()
+        self.ping_call: _Call | None = None
+        self.ping_base = 0
         with self.lock:
             self.core.initiate()
             self.send_out()
@@ -540,25 +839,70 @@ class _SyncConnection:
         """Write the core's output (lock held)."""
         core = self.core
         if core.has_output and not self.dead:
+            flushed = core.flushed_max_id
+            data = core.data_to_send()
             try:
-                self.sock.sendall(core.data_to_send())
+                try:
+                    sent = self.sock.send(data)
+                except socket.timeout:  # the reading thread's receive timeout: no room yet
+                    sent = 0
+                except OSError:
+                    # none of it left: the calls it started were not sent (fail_all says so)
+                    core.flushed_max_id = flushed
+                    raise
+                if sent < len(data):
+                    self._send_rest(memoryview(data)[sent:])
             except OSError as exc:
                 self._lost(f"connection to {self.endpoint.address} lost: {exc}")
 
+    def _send_rest(self, view: memoryview) -> None:
+        """Write what the socket did not take at once (lock held). The socket's timeout is
+        the reading thread's, so a timeout here only means "no room yet": wait for room and
+        go on. With keepalive on, a peer that takes nothing for keepalive_time +
+        keepalive_timeout is given up on (raises ``OSError``)."""
+        config = self.owner._config
+        limit = None
+        if config.keepalive_time is not None:
+            limit = config.keepalive_time + config.keepalive_timeout
+        progress = _monotonic()
+        while view:  # each pass writes something, or waits for room (bounded by ``limit``)
+            try:
+                sent = self.sock.send(view)
+            except socket.timeout:
+                sent = 0
+            if sent:
+                view = view[sent:]
+                progress = _monotonic()
+                continue
+            if limit is not None and _monotonic() - progress > limit:
+                raise OSError(f"the peer took no data for {limit:g}s")
+            select.select([], [self.sock], [], _WRITE_WAIT)
+
     def _lost(self, message: str) -> None:
-        """The connection is gone (lock held): fail its calls, close the socket."""
+        """The connection is gone (lock held): fail its calls, close the socket (a thread
+        blocked reading it is woken, and closes it)."""
         self.ok = False
         if not self.dead:
             self.dead = True
-            self.core.fail_all(message, None)
-        self.owner._forget(self)
+            if self.owner._closed:  # close() shut the socket: its calls are cancelled
+                self.core.close()
+            else:
+                self.core.fail_all(message, None)
+            self._end_ping(message)
+        self.owner._forget(self, True)
         if not self.reading:
             self.sock.close()
+        else:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def shutdown(self) -> None:
         """Close the transport (lock held): wakes a thread blocked reading."""
         self.ok = False
         self.dead = True
+        self._end_ping("the connection was closed")
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -566,8 +910,19 @@ class _SyncConnection:
         if not self.reading:
             self.sock.close()
 
+    def _end_ping(self, message: str) -> None:
+        """The connection is gone (lock held): the keepalive PING will get no ack."""
+        ping = self.ping_call
+        if ping is not None:
+            self.ping_call = None
+            ping.set_exception(UnavailableError(message))
+
     def _after_receive(self) -> None:
         core = self.core
+        ping = self.ping_call
+        if ping is not None and core.pings_acked != self.ping_base:
+            self.ping_call = None
+            ping.set_result(None)
         if core.has_output and core.active:
             # With no call waiting, what the core has to say (a PING ack, say) goes out
             # with the next request instead of costing a write of its own.
@@ -587,14 +942,22 @@ class _SyncConnection:
             self.shutdown()
 
     def wait(self, call: _Call, deadline: float | None) -> None:
-        """Block until ``call`` has a result or a message, or ``deadline`` passes."""
+        """Block until ``call`` has a result or a message, or ``deadline`` passes (or the
+        connection is gone)."""
         lock = self.lock
         while True:
             lock.acquire()
-            if call.done or call.messages:
-                lock.release()
-                return
-            if deadline is not None and time.monotonic() >= deadline:
+            if (
+                call.done
+                or call.messages
+                or self.dead
+                or (deadline is not None and _monotonic() >= deadline)
+            ):
+                if not self.reading and self._waiters:
+                    # the reading role may have been handed to this thread just as it
+                    # stopped waiting: pass it on, so no other caller waits with nobody
+                    # reading for it
+                    self._hand_off()
                 lock.release()
                 return
             if self.reading:
@@ -617,35 +980,112 @@ class _SyncConnection:
 
     def _read_once(self, deadline: float | None) -> None:
         """Read what the socket has (as the one reading thread) and process it."""
-        sock = self.sock
-        data: bytes | None
-        error = ""
-        try:
-            timeout = None if deadline is None else max(0.0001, deadline - time.monotonic())
-            if timeout != self._timeout:
-                sock.settimeout(timeout)
-                self._timeout = timeout
-            data = sock.recv(_READ_SIZE)
-        except socket.timeout:
-            data = None
-        except OSError as exc:
-            data, error = b"", f": {exc}"
+        data, error = self._recv(None if deadline is None else max(0.0001, deadline - _monotonic()))
         with self.lock:
             self.reading = False
+            self._process(data, error)
+            self._hand_off()
+
+    def _recv(self, timeout: float | None) -> tuple[bytes | None, str]:
+        """One ``recv`` (as the reading thread): the bytes (None when ``timeout`` passed,
+        empty at the end of the connection) and what went wrong, if anything."""
+        try:
+            if timeout != self._timeout:
+                self.sock.settimeout(timeout)
+                self._timeout = timeout
+            return self.sock.recv(_READ_SIZE), ""
+        except socket.timeout:
+            return None, ""
+        except OSError as exc:
+            return b"", f": {exc}"
+
+    def _process(self, data: bytes | None, error: str) -> None:
+        """Feed what ``_recv`` returned to the core (lock held, not reading)."""
+        if self.dead:
+            self.sock.close()
+        elif data:
+            if self.keepalive:
+                self.last_read = _monotonic()
+            self.core.receive(data)
+            self._after_receive()
+        elif data is not None:
+            self._lost(f"connection to {self.endpoint.address} lost{error}")
+
+    def _hand_off(self) -> None:
+        """Hand the reading role on to a thread still waiting (lock held)."""
+        waiters = self._waiters
+        while waiters:
+            other = waiters.popleft()
+            if other.waiting:
+                other._wake()
+                break
+
+    def take_pending(self) -> None:
+        """Before a call on a connection that nobody is reading (lock held): take in what
+        arrived meanwhile, so that the peer closing or resetting the connection, or a
+        GOAWAY, is seen before a request is written to it. (Written to a connection already
+        gone, a write would fail ambiguously; on a new connection it is provably unsent.)
+        Costs one ``poll`` when nothing arrived."""
+        if self.reading or self.dead:
+            return
+        if self._poll is not None:
+            if not self._poll.poll(0):
+                return
+        elif not select.select([self.sock], [], [], 0)[0]:
+            return
+        data, error = self._recv(_PEEK_TIMEOUT)
+        self._process(data, error)
+
+    def handshake(self, deadline: float) -> str | None:
+        """Read until the server's SETTINGS arrive (before the connection is given any
+        call, so no other thread uses it): None once they did, else why not, the connection
+        then closed. ``deadline`` bounds the wait."""
+        reason = "no HTTP/2 SETTINGS from the server in time"
+        while not self.core.settings_received:  # bounded by the deadline
+            timeout = deadline - _monotonic()
+            if timeout <= 0:
+                break
+            data, error = self._recv(timeout)
+            if data is None:
+                continue
+            if not data:
+                hint = "" if self.endpoint.secure else _NO_SETTINGS_HINT
+                reason = f"the connection was closed{error}{hint}"
+                break
+            with self.lock:
+                self._process(data, error)
+            if not self.ok:
+                reason = f"the HTTP/2 handshake failed: {self.core.error or 'GOAWAY'}"
+                break
+        if self.core.settings_received and self.ok:
+            return None
+        with self.lock:
+            if not self.dead:
+                self.shutdown()
+        return reason
+
+    def keepalive_ping(self, timeout: float) -> None:
+        """Send a PING and wait up to ``timeout`` for its ack, reading the socket meanwhile
+        if no caller is (the keepalive thread); drop the connection if no ack comes, which
+        fails the calls on it (``UnavailableError``) and wakes their threads."""
+        with self.lock:
             if self.dead:
-                self.sock.close()
-            elif data:
-                self.core.receive(data)
-                self._after_receive()
-            elif data is not None:
-                self._lost(f"connection to {self.endpoint.address} lost{error}")
-            # hand the reading role on to a thread still waiting
-            waiters = self._waiters
-            while waiters:
-                other = waiters.popleft()
-                if other.waiting:
-                    other._wake()
-                    break
+                return
+            call = _Call(self, False)
+            self.ping_call = call
+            self.ping_base = self.core.pings_acked
+            self.core.ping()
+            self.send_out()
+        self.wait(call, _monotonic() + timeout)
+        with self.lock:
+            if self.ping_call is call:
+                self.ping_call = None
+            if self.dead:
+                return
+            if call.done:
+                self.send_out()  # what was held back while idle (the ack of a server PING)
+                return
+            self._lost(f"keepalive ping to {self.endpoint.address} not answered in {timeout:g}s")
 
 
 class NativeStream:
@@ -681,16 +1121,62 @@ class NativeStream:
     def recv(self) -> bytes | None:
         """Block for the next response; None at a clean end of stream."""
         conn, call = self._conn, self._call
-        conn.wait(call, None)
-        with conn.lock:
-            if call.messages:
-                message: bytes = call.messages.popleft()
-                conn.core.consumed(self._stream, len(message) + 5)
-                conn.send_out()
-                return message
+        while True:
+            conn.wait(call, None)
+            with conn.lock:
+                messages = call.messages
+                while messages and messages[0] is _WAKE:  # an interrupt() meant for recv_many
+                    messages.popleft()
+                if messages:
+                    message: bytes = messages.popleft()
+                    conn.core.consumed(self._stream, len(message) + 5)
+                    conn.send_out()
+                    return message
+                if call.done:
+                    break
         if call.error is not None:
             raise call.error
         return None
+
+    def recv_many(self, max_bytes: int, deadline: float | None = None) -> list[bytes] | None:
+        """Block for the next response and return it with the ones already received after
+        it, as long as they total at most ``max_bytes`` (the first one always comes): what
+        one read of the socket brought, for one wake-up. The calling thread reads the socket
+        itself unless another thread already does. An empty list once ``deadline`` (a
+        ``time.monotonic()`` value) has passed or after :meth:`interrupt`; None at a clean
+        end of stream."""
+        conn, call = self._conn, self._call
+        conn.wait(call, deadline)
+        with conn.lock:
+            messages = call.messages
+            if messages and messages[0] is _WAKE:
+                while messages and messages[0] is _WAKE:
+                    messages.popleft()
+                return []
+            if messages:
+                batch, size = _take(messages, max_bytes)
+                conn.core.consumed(self._stream, size)
+                conn.send_out()
+                return batch
+            if not call.done:
+                return []  # the deadline passed
+        if call.error is not None:
+            raise call.error
+        return None
+
+    def interrupt(self) -> None:
+        """Make a ``recv_many`` blocked in another thread return (an empty list) soon: a
+        thread blocked reading the socket for it is woken by the answer to a PING."""
+        conn, call = self._conn, self._call
+        with conn.lock:
+            if call.done:
+                return
+            call.messages.append(_WAKE)  # type: ignore[union-attr]
+            if call.waiting:
+                call._wake()
+            elif conn.reading and not conn.dead:
+                conn.core.ping()
+                conn.send_out()
 
     def close(self) -> None:
         """Cancel the stream; a blocked ``recv`` raises ``CancelledError``."""
@@ -707,43 +1193,187 @@ class NativeStream:
 
 
 class NativeTransport:
-    """Blocking transport over one HTTP/2 connection on a blocking socket (thread-safe)."""
+    """Blocking transport over HTTP/2 connections on blocking sockets (thread-safe).
+
+    One connection per endpoint, opened when first needed; calls take the endpoints in
+    turn (round robin, as the grpcio transport and etcd's Go client balance), skipping for
+    a while (``_BACKOFF_INITIAL`` doubling to ``_BACKOFF_MAX``) one whose connect failed
+    or whose connection was lost. With ``keepalive_time`` set, a daemon thread pings the
+    connections that have been silent that long and drops one whose ack does not come
+    within ``keepalive_timeout``."""
 
     def __init__(self, config: TransportConfig) -> None:
         self._h2 = _core()
         self._config = config
-        self._conn: _SyncConnection | None = None
+        count = len(config.endpoints)
+        self._pool: list[_SyncConnection | None] = [None] * count  # by endpoint
+        self._retry_at = [0.0] * count  # an endpoint that failed is skipped until then
+        self._backoff = [0.0] * count
+        self._rr = 0  # the endpoint the next call starts from
+        self._conn: _SyncConnection | None = None  # the last connection opened
         self._conns: set[_SyncConnection] = set()
         self._connect_lock = threading.Lock()
         self._next_endpoint = 0
         self._closed = False
-        self._ssl = _ssl_context() if config.endpoints[0].secure else None
+        self._ssl = _ssl_context(config)
+        self._keepalive_stop: threading.Event | None = None
+        self._keepalive_thread: threading.Thread | None = None
 
-    def _forget(self, conn: _SyncConnection) -> None:
+    def _forget(self, conn: _SyncConnection, failed: bool = False) -> None:
+        """``conn`` takes no new calls (GOAWAY, or gone: ``failed``, its endpoint is then
+        skipped for a while)."""
+        index = conn.index
+        if self._pool[index] is conn:
+            self._pool[index] = None
+            if failed:
+                self._failed(index)
         if self._conn is conn:
             self._conn = None
         if conn.dead:
             self._conns.discard(conn)
 
-    def _connection(self, timeout: float | None) -> _SyncConnection:
-        conn = self._conn
-        if conn is not None and conn.ok:
-            return conn
-        with self._connect_lock:
-            if self._closed:
-                raise CancelledError("the client is closed")
-            conn = self._conn
+    def _failed(self, index: int) -> None:
+        backoff = self._backoff[index]
+        backoff = _BACKOFF_INITIAL if backoff == 0 else min(_BACKOFF_MAX, backoff * 1.6)
+        self._backoff[index] = backoff
+        self._retry_at[index] = _monotonic() + backoff
+
+    def _connection(self, deadline: float | None) -> _SyncConnection:
+        """The connection for the next call (round robin over the endpoints), opened if
+        need be; a connect waits at most until ``deadline`` (a ``time.monotonic()`` value)
+        and fails over to the next endpoint. ``UnavailableError`` (``sent=False``) when no
+        endpoint could be reached."""
+        pool = self._pool
+        count = len(pool)
+        if count == 1:
+            conn = pool[0]
             if conn is not None and conn.ok:
                 return conn
-            conn = self._dial(timeout)
+            return self._open(0, deadline)
+        first = self._rr
+        self._rr = first + 1 if first + 1 < count else 0  # racy, harmless: balance only
+        tried: list[int] = []
+        last: BaseException | None = None
+        for k in range(count):
+            index = (first + k) % count
+            conn = pool[index]
+            if conn is None or not conn.ok:
+                if self._retry_at[index] > _monotonic():
+                    continue  # backing off after a failure
+                tried.append(index)
+                try:
+                    conn = self._open(index, deadline)
+                except UnavailableError as exc:
+                    last = exc
+                    continue
+            if k:  # endpoints were skipped: the next call starts after this one
+                self._rr = index + 1 if index + 1 < count else 0
+            return conn
+        if not tried:  # every endpoint is backing off: try the one due first anyway
+            return self._open(min(range(count), key=self._retry_at.__getitem__), deadline)
+        endpoints = tuple(self._config.endpoints[i] for i in tried)
+        reason = str(last).split(": ", 1)[-1]  # what _connect_error wrapped
+        raise _connect_error(endpoints, reason)
+
+    def _locked_connection(self, deadline: float | None) -> _SyncConnection:
+        """A connection for a new call, usable and with its lock held (the caller starts
+        the call and releases it). One that nobody is reading is first checked for what
+        arrived while it was idle (the peer closing it, a GOAWAY), so that a request is
+        never written to a connection already gone: a new one is taken instead."""
+        conn = self._connection(deadline)
+        for _ in range(4):  # bounded: connections that fail as soon as they are made
+            conn.lock.acquire()
+            if not conn.reading and not conn.core.active:
+                conn.take_pending()
+            if conn.ok:
+                return conn
+            conn.lock.release()  # gone or draining: the call goes to another connection
+            conn = self._connection(deadline)
+        raise _connect_error((conn.endpoint,), "the connection closed as soon as it was made")
+
+    def _open(self, index: int, deadline: float | None) -> _SyncConnection:
+        """The connection to endpoint ``index``, dialed if there is none (one dial at a
+        time; waiting for the dial lock counts against ``deadline``)."""
+        lock = self._connect_lock
+        if deadline is None:
+            lock.acquire()
+        elif not lock.acquire(timeout=max(0.0, deadline - _monotonic())):
+            raise _deadline_error()
+        try:
+            if self._closed:
+                raise CancelledError("the client is closed")
+            conn = self._pool[index]
+            if conn is not None and conn.ok:
+                return conn
+            timeout = None
+            if deadline is not None:
+                timeout = deadline - _monotonic()
+                if timeout <= 0:
+                    raise _deadline_error()
+            self._next_endpoint = index
+            try:
+                conn = self._dial(timeout, 1)
+            except UnavailableError:
+                self._failed(index)
+                raise
+            conn.index = index
+            limit = _HANDSHAKE_TIMEOUT
+            if self._config.keepalive_time is not None:
+                limit = min(limit, self._config.keepalive_timeout)
+            until = _monotonic() + limit
+            failed = conn.handshake(until if deadline is None else min(until, deadline))
+            if failed is not None:
+                if deadline is not None and deadline < until and _monotonic() >= deadline:
+                    raise _deadline_error()
+                self._failed(index)
+                raise _connect_error((conn.endpoint,), failed)
+            self._backoff[index] = 0.0
+            self._pool[index] = conn
             self._conn = conn
             self._conns.add(conn)
+            if conn.keepalive and self._keepalive_thread is None:
+                self._start_keepalive()
             return conn
+        finally:
+            lock.release()
 
-    def _dial(self, timeout: float | None) -> _SyncConnection:
+    def _start_keepalive(self) -> None:
+        """Start the keepalive thread (connect lock held)."""
+        interval = self._config.keepalive_time
+        assert interval is not None
+        self._keepalive_stop = stop = threading.Event()
+        self._keepalive_thread = threading.Thread(
+            target=_keepalive_loop,
+            args=(weakref.ref(self), stop, interval),
+            name="fastetcd-native-keepalive",
+            daemon=True,
+        )
+        self._keepalive_thread.start()
+
+    def _keepalive_round(self, stop: threading.Event) -> float:
+        """Ping each connection silent for keepalive_time (in the keepalive thread: each
+        ping waits for its ack, up to keepalive_timeout); return the wait until the next
+        one is due."""
+        config = self._config
+        interval = config.keepalive_time
+        assert interval is not None
+        for conn in list(self._conns):
+            if stop.is_set():
+                break
+            if not conn.dead and _monotonic() - conn.last_read >= interval:
+                conn.keepalive_ping(config.keepalive_timeout)
+        due = _monotonic() + interval
+        for conn in list(self._conns):
+            if not conn.dead:
+                due = min(due, conn.last_read + interval)
+        return max(0.001, due - _monotonic())
+
+    def _dial(self, timeout: float | None, tries: int = 0) -> _SyncConnection:
+        """Connect to the endpoints in turn from ``_next_endpoint`` (only the first
+        ``tries`` of them if given)."""
         endpoints = self._config.endpoints
         last: BaseException | None = None
-        for i in range(len(endpoints)):
+        for i in range(tries or len(endpoints)):
             endpoint = endpoints[(self._next_endpoint + i) % len(endpoints)]
             try:
                 sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
@@ -753,13 +1383,28 @@ class NativeTransport:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if self._ssl is not None:
-                    sock = self._ssl.wrap_socket(sock, server_hostname=endpoint.host)
-                    _check_alpn(sock)
+                    if timeout is None:
+                        sock.settimeout(_TLS_HANDSHAKE_TIMEOUT)
+                    try:
+                        sock = self._ssl.wrap_socket(sock, server_hostname=endpoint.host)
+                    except socket.timeout:
+                        if timeout is not None:
+                            raise _tls_deadline_error(endpoint) from None
+                        raise _TLSError(
+                            f"TLS handshake with {endpoint.address} did not complete in "
+                            f"{_TLS_HANDSHAKE_TIMEOUT:g}s"
+                        ) from None
+                    except OSError as exc:
+                        raise _tls_error(endpoint, exc) from None
+                    _check_alpn(sock, endpoint)
                 sock.settimeout(None)
             except (OSError, ConnectionError) as exc:
                 sock.close()
                 last = exc
                 continue
+            except EtcdError:
+                sock.close()
+                raise
             self._next_endpoint = (self._next_endpoint + i) % len(endpoints)
             return _SyncConnection(self, endpoint, sock)
         self._next_endpoint = (self._next_endpoint + 1) % len(endpoints)
@@ -770,18 +1415,22 @@ class NativeTransport:
     def unary(
         self, method: str, request: bytes, timeout: float | None, metadata: Metadata = None
     ) -> bytes:
-        """Send one request and return the response bytes (raises ``EtcdError``)."""
+        """Send one request and return the response bytes (raises ``EtcdError``). The
+        request's ``grpc-timeout`` is what is left of ``timeout`` once it is written (a
+        wait for a connection counts)."""
         if self._closed:
             raise CancelledError("the client is closed")
-        conn = self._connection(timeout)
+        deadline = None if timeout is None else _monotonic() + timeout
+        conn = self._locked_connection(deadline)
         call = _Call(conn, False)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with conn.lock:
-            try:
-                stream = conn.core.start(call, method, request, timeout, metadata, True)
-            except ValueError as exc:
-                raise _bad_metadata(exc) from None
+        try:
+            left = None if deadline is None else _grpc_timeout(deadline)
+            stream = conn.core.start(call, method, request, left, metadata, True)
             conn.send_out()
+        except ValueError as exc:
+            raise _bad_metadata(exc) from None
+        finally:
+            conn.lock.release()
         if not call.done:
             conn.wait(call, deadline)
         if not call.done:
@@ -802,13 +1451,23 @@ class NativeTransport:
         return NativeStream(self, method, metadata)
 
     def close(self) -> None:
-        """Close the connections; calls in flight fail with ``CancelledError``."""
+        """Close the connections (and stop the keepalive thread); calls in flight fail
+        with ``CancelledError``."""
         with self._connect_lock:
             self._closed = True
             conns = list(self._conns)
             self._conn = None
+            self._pool = [None] * len(self._pool)
+            stop, thread = self._keepalive_stop, self._keepalive_thread
+        if stop is not None:
+            stop.set()
         for conn in conns:
+            try:  # a thread blocked writing under the lock is woken (its write fails)
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             with conn.lock:
                 conn.core.close()
                 conn.shutdown()
-
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(10)

@@ -75,7 +75,9 @@ class AsyncClient(ClientBase):
     from a member without a leader), ``auto_sync_interval`` (seconds between endpoint
     refreshes from MemberList, None = off), ``max_send_bytes`` (default 2 MiB; larger
     requests raise ``RequestTooLargeError`` before sending), ``max_recv_bytes`` (default
-    2**31-1), ``keepalive_time``/``keepalive_timeout`` (HTTP/2 pings, off by default).
+    2**31-1), ``keepalive_time``/``keepalive_timeout`` (HTTP/2 pings, off by default),
+    ``transport`` ("native", fastetcd's own compiled gRPC-over-HTTP/2 client, the default
+    when it is built; or "grpcio").
     TLS: an ``https://`` endpoint, or any of ``ca_cert`` (PEM CA bundle path; None = the
     system trust store), ``cert_cert`` and ``cert_key`` (client certificate and unencrypted
     key, PEM paths, for mutual TLS; both or neither), makes every connection TLS (HTTP/2

@@ -569,8 +569,11 @@ cdef class H2Stream:
     cdef int64_t recv_unacked  # bytes received and consumed but not yet given back
     cdef bytearray sendbuf
     cdef bytes header_block
-    cdef bytearray rbuf
-    cdef Py_ssize_t need  # bytes rbuf must hold for the next message (0: unknown yet)
+    cdef bytearray rbuf  # the start of a message prefix split across frames (< 5 bytes)
+    cdef object partial  # a message split across frames: bytes of its final size
+    cdef Py_ssize_t need  # its length
+    cdef Py_ssize_t filled  # and how much of it has arrived
+    cdef Py_ssize_t credit  # window given back ahead of consumed() (split messages)
     cdef object message
     cdef int nmessages
     cdef bint blocked
@@ -589,7 +592,9 @@ cdef class H2Connection:
     cdef list blocked
     cdef uint32_t next_id
     cdef readonly uint32_t max_started_id
-    cdef readonly uint32_t flushed_max_id
+    # public: a transport whose write of data_to_send() failed before any byte left
+    # puts the previous value back, so fail_all() knows those requests were not sent
+    cdef public uint32_t flushed_max_id
     cdef int64_t conn_send_window
     cdef int64_t conn_recv_window
     cdef int64_t conn_recv_unacked
@@ -922,6 +927,15 @@ cdef class H2Connection:
         window."""
         if s.state == ST_CLOSED or s.state == ST_QUEUED:
             return
+        if s.credit:  # given back already, while the message was arriving
+            if n <= s.credit:
+                s.credit -= n
+                return
+            n -= s.credit
+            s.credit = 0
+        self._give_back(s, n)
+
+    cdef void _give_back(self, H2Stream s, Py_ssize_t n):
         s.recv_unacked += n
         if s.recv_unacked >= OUR_STREAM_WINDOW // 2:
             self._window_update(s.id, <uint32_t>s.recv_unacked)
@@ -948,6 +962,7 @@ cdef class H2Connection:
         self.streams.pop(s.id, None)
         s.sendbuf = None
         s.rbuf = None
+        s.partial = None
         if s.blocked:
             s.blocked = False
             try:
@@ -1040,12 +1055,15 @@ cdef class H2Connection:
             return
         if type(data) is not bytes:
             data = bytes(data)
-        if self.inbuf:
-            data = self.inbuf + <bytes>data
-            self.inbuf = b""
-        cdef Py_ssize_t consumed = 0
+        cdef Py_ssize_t consumed = 0, start = 0
         try:
-            consumed = self._parse(<bytes>data)
+            if self.inbuf:
+                start = self._complete_frame(<bytes>data)
+                if start < 0:
+                    data = self.inbuf + <bytes>data
+                    self.inbuf = b""
+                    start = 0
+            consumed = self._parse(<bytes>data, start)
         except _ConnectionError as exc:
             self._connection_error(exc.h2_code, str(exc))
             return
@@ -1058,9 +1076,28 @@ cdef class H2Connection:
         if consumed < len(data):
             self.inbuf = (<bytes>data)[consumed:]
 
-    cdef Py_ssize_t _parse(self, bytes data) except -1:
+    cdef Py_ssize_t _complete_frame(self, bytes data) except -2:
+        """Parse the frame the previous read ended inside (``inbuf``), completed from
+        the start of ``data``, and return how many bytes of ``data`` it took: the rest
+        is then parsed in place, not copied behind the leftover. -1 when ``data`` does
+        not complete it (then the caller joins the two)."""
+        cdef bytes head = self.inbuf
+        cdef Py_ssize_t have = PyBytes_GET_SIZE(head), need
+        cdef const unsigned char* h = <const unsigned char*>PyBytes_AS_STRING(head)
+        if have < 9:
+            return -1
+        need = 9 + ((<Py_ssize_t>h[0] << 16) | (h[1] << 8) | h[2]) - have
+        if need > PyBytes_GET_SIZE(data):
+            return -1
+        self.inbuf = b""
+        self._parse(head + data[:need], 0)
+        return need
+
+    cdef Py_ssize_t _parse(self, bytes data, Py_ssize_t pos) except -1:
+        """Process the whole frames of ``data`` from ``pos``; return where the first
+        incomplete one starts."""
         cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(data), pos = 0, length
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data), length
         cdef int ftype, flags
         cdef uint32_t sid
         while n - pos >= 9 and not self.closed:
@@ -1159,7 +1196,7 @@ cdef class H2Connection:
                 s.recv_window += s.recv_unacked
                 s.recv_unacked = 0
         elif pad:
-            self.consumed(s, pad + 1)
+            self._give_back(s, pad + 1)
         self._on_grpc_bytes(s, p + start, length - start - pad)
         if s.state == ST_CLOSED:
             return
@@ -1176,49 +1213,80 @@ cdef class H2Connection:
 
     cdef int _on_grpc_bytes(self, H2Stream s, const unsigned char* p,
                             Py_ssize_t n) except -1:
-        """Split gRPC length-prefixed messages out of a DATA payload."""
-        cdef Py_ssize_t pos = 0, mlen
+        """Split gRPC length-prefixed messages out of a DATA payload. A message that
+        fits in the frame is copied out of it once; a message split across frames is
+        copied once too, into a bytes object of its final size allocated when its
+        prefix arrives. The window of a split message is given back as it arrives
+        (else a message larger than the stream window could never complete);
+        ``consumed`` then skips what was given back early."""
+        cdef Py_ssize_t pos = 0, mlen, take
+        cdef unsigned char flag
+        cdef bint split
         cdef bytearray rbuf
         cdef const unsigned char* q
-        if s.rbuf is None or len(s.rbuf) == 0:
-            # fast path: whole messages straight out of the frame
-            while n - pos >= 5:
-                mlen = ((p[pos + 1] << 24) | (p[pos + 2] << 16)
-                        | (p[pos + 3] << 8) | p[pos + 4])
-                if not self._check_prefix(s, p[pos], mlen):
+        cdef object message
+        while pos < n:
+            if s.partial is not None:  # the rest of a message begun in an earlier frame
+                take = min(s.need - s.filled, n - pos)
+                memcpy(PyBytes_AS_STRING(s.partial) + s.filled, p + pos, take)
+                s.filled += take
+                pos += take
+                if not s.unary:
+                    s.credit += take
+                    self._give_back(s, take)
+                if s.filled < s.need:
                     return 0
-                if n - pos - 5 < mlen:
-                    break
-                message = PyBytes_FromStringAndSize(<char*>p + pos + 5, mlen)
+                message = s.partial
+                s.partial = None
+                self._on_message(s, message, s.need)
+                if s.state == ST_CLOSED:
+                    return 0
+                continue
+            rbuf = s.rbuf
+            if rbuf is not None and PyByteArray_GET_SIZE(rbuf):  # a split prefix
+                take = min(5 - PyByteArray_GET_SIZE(rbuf), n - pos)
+                rbuf += PyBytes_FromStringAndSize(<char*>p + pos, take)
+                pos += take
+                if not s.unary:
+                    s.credit += take
+                    self._give_back(s, take)
+                if PyByteArray_GET_SIZE(rbuf) < 5:
+                    return 0
+                q = <const unsigned char*>PyByteArray_AS_STRING(rbuf)
+                flag = q[0]
+                mlen = (<Py_ssize_t>q[1] << 24) | (q[2] << 16) | (q[3] << 8) | q[4]
+                del rbuf[:]
+                split = True
+            elif n - pos >= 5:
+                flag = p[pos]
+                mlen = ((<Py_ssize_t>p[pos + 1] << 24) | (p[pos + 2] << 16)
+                        | (p[pos + 3] << 8) | p[pos + 4])
+                pos += 5
+                split = False
+            else:  # the prefix itself is split
+                if rbuf is None:
+                    s.rbuf = rbuf = bytearray()
+                rbuf += PyBytes_FromStringAndSize(<char*>p + pos, n - pos)
+                if not s.unary:
+                    s.credit += n - pos
+                    self._give_back(s, n - pos)
+                return 0
+            if not self._check_prefix(s, flag, mlen):
+                return 0
+            if n - pos >= mlen:  # the whole message (or its whole body) is here
+                message = PyBytes_FromStringAndSize(<char*>p + pos, mlen)
+                pos += mlen
                 self._on_message(s, message, mlen)
                 if s.state == ST_CLOSED:
                     return 0
-                pos += 5 + mlen
-            if pos == n:
-                return 0
-            if s.rbuf is None:
-                s.rbuf = bytearray()
-            s.need = 0
-        rbuf = s.rbuf
-        rbuf += PyBytes_FromStringAndSize(<char*>p + pos, n - pos)
-        while True:
-            if s.need == 0:
-                if len(rbuf) < 5:
-                    return 0
-                q = <const unsigned char*>PyByteArray_AS_STRING(rbuf)
-                mlen = (q[1] << 24) | (q[2] << 16) | (q[3] << 8) | q[4]
-                if not self._check_prefix(s, q[0], mlen):
-                    return 0
-                s.need = 5 + mlen
-            if len(rbuf) < s.need:
-                return 0
-            mlen = s.need - 5
-            message = bytes(rbuf[5:s.need])
-            del rbuf[:s.need]
-            s.need = 0
-            self._on_message(s, message, mlen)
-            if s.state == ST_CLOSED:
-                return 0
+                continue
+            if not split and not s.unary:  # its prefix came in this frame
+                s.credit += 5
+                self._give_back(s, 5)
+            s.partial = PyBytes_FromStringAndSize(NULL, mlen)
+            s.need = mlen
+            s.filled = 0
+        return 0
 
     cdef bint _check_prefix(self, H2Stream s, unsigned char flag,
                             Py_ssize_t mlen) except -1:
@@ -1338,7 +1406,7 @@ cdef class H2Connection:
     cdef void _finish(self, H2Stream s, _Head head):
         cdef int code = head.grpc_status
         self._rst_if_open(s)
-        if s.rbuf is not None and len(s.rbuf) and code == 0:
+        if (s.partial is not None or (s.rbuf is not None and len(s.rbuf))) and code == 0:
             self._stream_error(
                 s, InternalError("the stream ended inside a message"), -1
             )

@@ -306,6 +306,89 @@ def test_many_messages_per_frame_on_a_stream() -> None:
     assert handle.done and handle.result is None and handle.error is None
 
 
+class Consumer(Handle):
+    """A streaming call's handle that takes every message as it arrives (``consumed``
+    right away), as a consumer that keeps up does."""
+
+    def __init__(self, core: Any) -> None:
+        super().__init__()
+        self.core = core
+        self.stream: Any = None
+
+    def push(self, message: bytes) -> None:
+        self.messages.append(message)
+        self.core.consumed(self.stream, len(message) + 5)
+
+
+def _open_streaming(pair: Pair) -> Consumer:
+    handle = Consumer(pair.core)
+    handle.stream = pair.core.start(handle, "/a.B/C", None, None, unary=False)
+    pair.core.send(handle.stream, b"go")
+    pair.pump()
+    pair.srv.send_headers(handle.stream.id, [(b":status", b"200")])
+    return handle
+
+
+OUR_STREAM_WINDOW = 16 * 1024 * 1024
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 4, 5, 6, 9, 1000, 16384])
+def test_streaming_messages_split_anywhere(chunk: int) -> None:
+    """Messages (and their 5-byte prefixes) cut at every offset arrive whole, in order,
+    and exactly the bytes received are given back to the server (no more)."""
+    pair = Pair()
+    handle = _open_streaming(pair)
+    sid = handle.stream.id
+    messages = [b"", b"a", b"bc" * 3, bytes(range(256)) * 7, b"", b"z" * 20_000, b"q"]
+    body = b"".join(grpc(m) for m in messages)
+    for i in range(0, len(body), chunk):
+        pair.srv.send_data(sid, body[i : i + chunk])
+        pair.pump()
+    assert handle.messages == messages
+    window = pair.srv.local_flow_control_window(sid)
+    assert OUR_STREAM_WINDOW - len(body) <= window <= OUR_STREAM_WINDOW
+    pair.srv.send_headers(sid, [(b"grpc-status", b"0")], end_stream=True)
+    pair.pump()
+    assert handle.done and handle.error is None
+
+
+def test_streaming_message_larger_than_the_stream_window() -> None:
+    """A streaming response message larger than our 16 MiB stream window: its window is
+    given back while it arrives (it could never complete otherwise), and consuming it
+    afterwards does not give the same bytes back twice."""
+    pair = Pair()
+    handle = _open_streaming(pair)
+    sid = handle.stream.id
+    big = bytes(range(256)) * (80 * 1024)  # 20 MiB
+    messages = [b"small", big, b"after"]
+    body = memoryview(b"".join(grpc(m) for m in messages))
+    for _ in range(100_000):
+        if not body:
+            break
+        size = min(
+            len(body), pair.srv.local_flow_control_window(sid), pair.srv.max_outbound_frame_size
+        )
+        assert size > 0, "the server is blocked: our window was not given back"
+        pair.srv.send_data(sid, bytes(body[:size]))
+        body = body[size:]
+        pair.pump()
+    assert handle.messages == messages
+    window = pair.srv.local_flow_control_window(sid)
+    assert OUR_STREAM_WINDOW // 2 <= window <= OUR_STREAM_WINDOW
+
+
+def test_streaming_stream_ending_inside_a_message_is_an_error() -> None:
+    pair = Pair()
+    handle = _open_streaming(pair)
+    sid = handle.stream.id
+    pair.srv.send_data(sid, grpc(b"x" * 100)[:50])
+    pair.srv.send_headers(sid, [(b"grpc-status", b"0")], end_stream=True)
+    pair.pump()
+    assert handle.messages == []
+    assert isinstance(handle.error, errors.InternalError)
+    assert "inside a message" in str(handle.error)
+
+
 def test_max_concurrent_streams_queues_calls() -> None:
     pair = Pair({SETTINGS.MAX_CONCURRENT_STREAMS: 2})
     handles = [Handle() for _ in range(5)]

@@ -1,7 +1,8 @@
 """Fault tests against real etcd processes: a 3-member ``EtcdCluster`` whose leader is killed
 and restarted under load, a member crash under reads, a ``TcpProxy`` that stalls, cuts and
 refuses connections, an endpoint down at start-up, ``require_leader`` and auto-sync. Both the
-blocking and the asyncio client run every scenario.
+blocking and the asyncio client run every scenario, on each transport under test (the
+``transport`` fixture of ``conftest.py``: grpcio and native, see ``FASTETCD_TEST_TRANSPORTS``).
 
 Bounded: each test caps its own wall clock, loads only 127.0.0.1, and stops by itself. The
 figures (put outcomes, read failover gaps) are printed; run with ``-s`` to see them.
@@ -97,13 +98,13 @@ def _fault(cluster: EtcdCluster, outcome: PutOutcome, stop: threading.Event) -> 
     cluster.start(leader)
 
 
-def _puts_sync(cluster: EtcdCluster, prefix: bytes, token: bytes) -> PutOutcome:
+def _puts_sync(cluster: EtcdCluster, prefix: bytes, token: bytes, transport: str) -> PutOutcome:
     outcome = PutOutcome()
     numbers = iter(range(PUTS))
     lock = threading.Lock()
     stop = threading.Event()
     start = time.monotonic()
-    with fastetcd.Client(cluster.endpoints, timeout=20) as client:
+    with fastetcd.Client(cluster.endpoints, timeout=20, transport=transport) as client:
 
         def worker() -> None:
             while time.monotonic() - start < CAP:
@@ -141,13 +142,13 @@ async def _create_once(client: fastetcd.AsyncClient, key: bytes, value: bytes) -
 
 
 async def _puts_async(
-    cluster: EtcdCluster, prefix: bytes, token: bytes, guarded: bool = False
+    cluster: EtcdCluster, prefix: bytes, token: bytes, transport: str, guarded: bool = False
 ) -> PutOutcome:
     outcome = PutOutcome()
     numbers = iter(range(PUTS))
     stop = threading.Event()
     start = time.monotonic()
-    async with fastetcd.AsyncClient(cluster.endpoints, timeout=20) as client:
+    async with fastetcd.AsyncClient(cluster.endpoints, timeout=20, transport=transport) as client:
 
         async def worker() -> None:
             for i in numbers:  # 64 workers share one iterator: 64 puts in flight
@@ -179,16 +180,20 @@ def _read_back(cluster: EtcdCluster, prefix: bytes) -> dict[bytes, fastetcd.KeyV
 
 
 @pytest.mark.parametrize("kind", [*KINDS, "async-create-once"])
-def test_puts_through_leader_kill_apply_at_most_once(cluster: EtcdCluster, kind: str) -> None:
+def test_puts_through_leader_kill_apply_at_most_once(
+    cluster: EtcdCluster, kind: str, transport: str
+) -> None:
     """Plain puts (sync and async): each one acknowledged exactly once or raised, nothing
     applied twice. ``async-create-once``: the same with an idempotent guarded txn instead of
     a put, which may be retried, so no put is left ambiguous."""
     prefix = b"/fault/puts/%s/" % uuid.uuid4().hex.encode()
     token = uuid.uuid4().hex.encode()
     if kind == "sync":
-        outcome = _puts_sync(cluster, prefix, token)
+        outcome = _puts_sync(cluster, prefix, token, transport)
     else:
-        outcome = run_async(_puts_async, cluster, prefix, token, kind == "async-create-once")
+        outcome = run_async(
+            _puts_async, cluster, prefix, token, transport, kind == "async-create-once"
+        )
     assert outcome.elapsed < CAP + 25, "the scenario overran its wall-clock cap"
     assert len(outcome.ok) + len(outcome.failed) == PUTS, "every put ended, one way or the other"
     assert 0 <= outcome.killed_at < PUTS, "the leader was killed mid-run"
@@ -218,7 +223,7 @@ def test_puts_through_leader_kill_apply_at_most_once(cluster: EtcdCluster, kind:
         f"{type(e).__name__}(sent={getattr(e, 'sent', None)})" for e in outcome.failed.values()
     )
     print(
-        f"\n[{kind}] {PUTS} puts in {outcome.elapsed:.1f}s, leader killed after "
+        f"\n[{kind}/{transport}] {PUTS} puts in {outcome.elapsed:.1f}s, leader killed after "
         f"{outcome.killed_at}: {len(outcome.ok)} acknowledged, {len(outcome.failed)} raised "
         f"{dict(kinds)}; raised but applied (ambiguous): {len(unconfirmed)}; raised and not "
         f"applied: {len(outcome.failed) - len(unconfirmed)}"
@@ -257,11 +262,13 @@ def _check_read(kv: fastetcd.KeyValue | None, key: bytes) -> None:
     assert kv is not None and kv.value == b"value-of-" + key
 
 
-def _reads_sync(cluster: EtcdCluster, keys: list[bytes], victim: str) -> ReadOutcome:
+def _reads_sync(
+    cluster: EtcdCluster, keys: list[bytes], victim: str, transport: str
+) -> ReadOutcome:
     outcome = ReadOutcome()
     start = time.monotonic()
     lock = threading.Lock()
-    with fastetcd.Client(cluster.endpoints, timeout=30) as client:
+    with fastetcd.Client(cluster.endpoints, timeout=30, transport=transport) as client:
 
         def reader(n: int) -> None:
             for key in itertools.cycle(keys[n:] + keys[:n]):
@@ -291,10 +298,12 @@ def _reads_sync(cluster: EtcdCluster, keys: list[bytes], victim: str) -> ReadOut
     return outcome
 
 
-async def _reads_async(cluster: EtcdCluster, keys: list[bytes], victim: str) -> ReadOutcome:
+async def _reads_async(
+    cluster: EtcdCluster, keys: list[bytes], victim: str, transport: str
+) -> ReadOutcome:
     outcome = ReadOutcome()
     start = time.monotonic()
-    async with fastetcd.AsyncClient(cluster.endpoints, timeout=30) as client:
+    async with fastetcd.AsyncClient(cluster.endpoints, timeout=30, transport=transport) as client:
 
         async def reader(n: int) -> None:
             for key in itertools.cycle(keys[n:] + keys[:n]):
@@ -321,7 +330,7 @@ async def _reads_async(cluster: EtcdCluster, keys: list[bytes], victim: str) -> 
 @pytest.mark.parametrize("victim", ["leader", "follower"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_reads_continue_through_a_member_crash(
-    cluster: EtcdCluster, kind: str, victim: str
+    cluster: EtcdCluster, kind: str, victim: str, transport: str
 ) -> None:
     """Linearizable and serializable reads through a SIGKILLed member: none fails."""
     prefix = b"/fault/reads/%s/" % uuid.uuid4().hex.encode()
@@ -330,14 +339,14 @@ def test_reads_continue_through_a_member_crash(
         for key in keys:
             setup.put(key, b"value-of-" + key)
     if kind == "sync":
-        outcome = _reads_sync(cluster, keys, victim)
+        outcome = _reads_sync(cluster, keys, victim, transport)
     else:
-        outcome = run_async(_reads_async, cluster, keys, victim)
+        outcome = run_async(_reads_async, cluster, keys, victim, transport)
     assert outcome.errors == [], "a read error reached the caller"
     assert outcome.killed > 0 and outcome.reads > 100
     print(
-        f"\n[{kind}] {outcome.reads} reads in {READ_SECONDS:.0f}s through a {victim} crash, no "
-        f"error; slowest read {outcome.slowest * 1000:.0f} ms (after the kill: "
+        f"\n[{kind}/{transport}] {outcome.reads} reads in {READ_SECONDS:.0f}s through a {victim} "
+        f"crash, no error; slowest read {outcome.slowest * 1000:.0f} ms (after the kill: "
         f"{outcome.slowest_after_kill * 1000:.0f} ms)"
     )
 
@@ -355,6 +364,8 @@ class Both:
     """The same calls on the blocking or the asyncio client (on a private loop)."""
 
     def __init__(self, kind: str, *args: Any, **kwargs: Any) -> None:
+        self.kind = kind
+        self.transport = kwargs.get("transport", "grpcio")
         self.loop = _new_loop() if kind == "async" else None
         if self.loop is None:
             self.client: Any = fastetcd.Client(*args, **kwargs)
@@ -381,10 +392,12 @@ class Both:
 
 
 @pytest.fixture(params=KINDS)
-def both(request: pytest.FixtureRequest) -> Iterator[Any]:
+def both(request: pytest.FixtureRequest, transport: str) -> Iterator[Any]:
+    """Makes clients of one kind (blocking or asyncio) on one transport (``transport``)."""
     made: list[Both] = []
 
     def make(*args: Any, **kwargs: Any) -> Both:
+        kwargs.setdefault("transport", transport)
         made.append(Both(request.param, *args, **kwargs))
         return made[-1]
 
@@ -525,7 +538,8 @@ def test_works_with_an_endpoint_down_at_startup(cluster: EtcdCluster, both: Any,
         members[result.header.member_id] += 1
     took = time.monotonic() - start
     # Spread round-robin over the live members (all three when a 4th endpoint is dead).
-    assert len(members) == (2 if down == "stopped-member" else 3), members
+    live = 2 if down == "stopped-member" else 3
+    assert len(members) == live, members
     assert min(members.values()) > 100, members
     if down == "stopped-member":
         cluster.start(2)
