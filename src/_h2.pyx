@@ -820,6 +820,8 @@ cdef class H2Connection:
         follow with :meth:`send`. The response goes to ``handle``."""
         if self.closed:
             raise _unavailable("the connection is closed", False)
+        if self.goaway_received:
+            raise _unavailable("the server is going away (GOAWAY)", False)
         cdef H2Stream s
         if (unary and not metadata and type(message) is bytes and not self.queued
                 and len(self.streams) < self.peer_max_streams):

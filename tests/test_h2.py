@@ -543,6 +543,11 @@ def test_goaway_fails_higher_streams_only() -> None:
     assert [h.done for h in handles] == [False, False, True]
     assert isinstance(handles[2].error, errors.UnavailableError)
     assert handles[2].error.sent is False and "bye" in str(handles[2].error)
+    # no new call starts on a connection the server is leaving: it was never sent
+    with pytest.raises(errors.UnavailableError, match="GOAWAY") as info:
+        core.start(Handle(), "/a.B/C", b"late", None)
+    assert info.value.sent is False
+    assert core.active == 2
 
 
 def test_connection_lost_sent_flags() -> None:
