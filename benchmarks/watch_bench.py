@@ -1,5 +1,6 @@
 """Watch consumption benchmark: events/s and client CPU µs per event, fastetcd (compiled and
-pure core, blocking and asyncio client) against aetcd and python-etcd3, on one etcd, in one run.
+pure core, blocking and asyncio client, native and grpcio transport) against aetcd and
+python-etcd3, on one etcd, in one run.
 
 Two workloads, each client in a fresh subprocess (so its process CPU time — every thread,
 gRPC's included — is its own; etcd and the writer run in other processes):
@@ -19,10 +20,16 @@ upb runtime; it runs with ``PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python`` (pur
 protobuf), which is reported. A decode-only row (no network) is printed too.
 
     python3 benchmarks/watch_bench.py [--history 20000] [--watchers 10] [--live 10000]
-                                      [--repeat 5] [--clients a,b] [--json]
+                                      [--repeat 5] [--clients a,b] [--scenarios 1000,1]
+                                      [--json | --json-out FILE] [--table FILE]
 
-``grpcio-floor`` is not a client: a raw grpcio stream whose responses protobuf parses lazily
-(no Python object per event), i.e. what receiving the bytes costs before any client work.
+Rows: ``fastetcd-native-{sync,async}`` are the compiled core on the native transport
+(``transport="native"``); ``fastetcd-{compiled,pure}-{sync,async}`` are on grpcio
+(``transport="grpcio"``; the pure core has no native transport). ``grpcio-floor`` and
+``native-floor`` are not clients: a raw blocking stream of that transport whose responses
+protobuf parses lazily (no Python object per event), i.e. what receiving the bytes costs
+before any client work. ``--clients`` takes a comma-separated subset of the rows (in the
+order given).
 """
 
 from __future__ import annotations
@@ -47,14 +54,22 @@ sys.path.insert(0, str(ROOT))
 
 VALUE = b"v" * 100
 CLIENTS = [
+    "fastetcd-native-sync",
+    "fastetcd-native-async",
     "fastetcd-compiled-sync",
     "fastetcd-compiled-async",
     "fastetcd-pure-sync",
     "fastetcd-pure-async",
     "aetcd",
     "etcd3",
+    "native-floor",
     "grpcio-floor",
 ]
+
+
+def _transport(client: str) -> str:
+    """The fastetcd transport a row uses: ``native`` rows (compiled core) or grpcio."""
+    return "native" if "native" in client else "grpcio"
 
 
 def _loop_runner() -> Any:
@@ -113,7 +128,7 @@ def child_fastetcd_sync(a: argparse.Namespace, meter: Meter) -> None:
     import fastetcd
 
     per = a.expected // a.watchers
-    with fastetcd.Client(a.endpoint, timeout=60) as client:
+    with fastetcd.Client(a.endpoint, timeout=60, transport=_transport(a.client)) as client:
         meter.start()
         watches = [
             client.watch(a.prefix, prefix=True, start_revision=a.start) for _ in range(a.watchers)
@@ -151,7 +166,8 @@ def child_fastetcd_async(a: argparse.Namespace, meter: Meter) -> None:
     per = a.expected // a.watchers
 
     async def body() -> None:
-        async with fastetcd.AsyncClient(a.endpoint, timeout=60) as client:
+        transport = _transport(a.client)
+        async with fastetcd.AsyncClient(a.endpoint, timeout=60, transport=transport) as client:
             meter.start()
             watches = [
                 client.watch(a.prefix, prefix=True, start_revision=a.start)
@@ -255,13 +271,14 @@ def child_etcd3(a: argparse.Namespace, meter: Meter) -> None:
     client.close()
 
 
-def child_grpcio_floor(a: argparse.Namespace, meter: Meter) -> None:
-    """Not a client: one raw grpcio stream carrying the same watches, each response parsed by
-    protobuf (upb, lazily: no Python object per event). What receiving alone costs."""
+def child_floor(a: argparse.Namespace, meter: Meter) -> None:
+    """Not a client: one raw stream of the transport (grpcio or native, blocking) carrying
+    the same watches, each response parsed by protobuf (upb, lazily: no Python object per
+    event). What receiving alone costs."""
     from fastetcd._pb import rpc_pb2
     from fastetcd.kv import prefix_range_end
 
-    with fastetcd_client(a.endpoint) as client:
+    with fastetcd_client(a.endpoint, _transport(a.client)) as client:
         stream = client._transport.stream("/etcdserverpb.Watch/Watch")
         create = rpc_pb2.WatchRequest(
             create_request=rpc_pb2.WatchCreateRequest(
@@ -285,10 +302,10 @@ def child_grpcio_floor(a: argparse.Namespace, meter: Meter) -> None:
         stream.close()
 
 
-def fastetcd_client(endpoint: str) -> Any:
+def fastetcd_client(endpoint: str, transport: str) -> Any:
     import fastetcd
 
-    return fastetcd.Client(endpoint, timeout=60)
+    return fastetcd.Client(endpoint, timeout=60, transport=transport)
 
 
 def run_child(a: argparse.Namespace) -> None:
@@ -296,15 +313,17 @@ def run_child(a: argparse.Namespace) -> None:
     if a.client.startswith("fastetcd"):
         import fastetcd
 
-        want_compiled = "compiled" in a.client
+        want_compiled = "pure" not in a.client
         assert fastetcd.EXTENSIONS_LOADED == want_compiled, "wrong watch core loaded"
-        (child_fastetcd_sync if a.client.endswith("sync") else child_fastetcd_async)(a, meter)
+        (child_fastetcd_async if a.client.endswith("-async") else child_fastetcd_sync)(a, meter)
     elif a.client == "aetcd":
         child_aetcd(a, meter)
     elif a.client == "etcd3":
         child_etcd3(a, meter)
+    elif a.client.endswith("-floor"):
+        child_floor(a, meter)
     else:
-        child_grpcio_floor(a, meter)
+        raise SystemExit(f"unknown client {a.client!r}")
     if not meter.done.is_set():
         raise SystemExit(f"{a.client}: got {meter.count} of {a.expected} events")
     print(json.dumps(meter.result(last=meter.last)), flush=True)
@@ -319,7 +338,7 @@ def _child_env(client: str) -> dict[str, str]:
     env.pop("FASTETCD_REQUIRE_EXTENSIONS", None)
     if "pure" in client:
         env["FASTETCD_NO_EXTENSIONS"] = "1"
-    elif "compiled" in client:
+    elif client.startswith("fastetcd") or client == "native-floor":
         env["FASTETCD_REQUIRE_EXTENSIONS"] = "1"
     if client == "etcd3":
         env["PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"] = "python"
@@ -479,9 +498,14 @@ def main() -> int:
     parser.add_argument("--watchers", type=int, default=10, help="watches replaying history")
     parser.add_argument("--live", type=int, default=10_000, help="revisions written live")
     parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument(
+        "--scenarios", default="1000,1", help="which workloads: 1000 (catch-up), 1 (live)"
+    )
     parser.add_argument("--repeat", type=int, default=5, help="runs per cell (median shown)")
     parser.add_argument("--endpoint", help="an existing etcd (default: start one)")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print JSON, not the table")
+    parser.add_argument("--json-out", help="also write the results as JSON to this file")
+    parser.add_argument("--table", help="print the table of a --json-out file and exit")
     # child mode
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
@@ -489,6 +513,9 @@ def main() -> int:
     parser.add_argument("--start", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--expected", type=int, help=argparse.SUPPRESS)
     a = parser.parse_args()
+    if a.table:
+        print_table(json.loads(Path(a.table).read_text()))
+        return 0
     if a.child:
         a.client = a.child
         a.prefix = a.prefix.encode()
@@ -497,7 +524,13 @@ def main() -> int:
 
     from fastetcd.testing import EtcdServer
 
-    clients = [c for c in a.clients.split(",") if c]
+    clients = [c.strip() for c in a.clients.split(",") if c.strip()]
+    scenarios = [x.strip() for x in a.scenarios.split(",") if x.strip()]
+    if not scenarios or any(x not in ("1000", "1") for x in scenarios):
+        parser.error("--scenarios takes 1000 and/or 1")
+    unknown = [c for c in clients if c not in CLIENTS]
+    if unknown:
+        parser.error(f"unknown clients {', '.join(unknown)} (known: {', '.join(CLIENTS)})")
     server = None
     endpoint = a.endpoint
     if endpoint is None:
@@ -506,13 +539,16 @@ def main() -> int:
         endpoint = server.endpoint
     try:
         prefix = f"/bench-watch/{uuid.uuid4().hex[:8]}/h/".encode()
-        revs = asyncio.run(_write(endpoint, [prefix + b"%08d" % i for i in range(a.history)]))
-        assert revs == list(range(revs[0], revs[0] + a.history)), "history is not contiguous"
+        revs = [0]
+        if "1000" in scenarios:
+            revs = asyncio.run(_write(endpoint, [prefix + b"%08d" % i for i in range(a.history)]))
+            assert revs == list(range(revs[0], revs[0] + a.history)), "history is not contiguous"
         results: dict[str, Any] = {"versions": versions(endpoint), "decode_only": decode_only()}
+        results["load_start"] = os.getloadavg()
         runs: dict[str, dict[str, list[Any]]] = {"1000": {}, "1": {}}
         # All catch-up runs first (live runs grow the store, and catch-up reads it), each
         # repetition in a rotated client order, so that load changes hit every client.
-        for scenario in ("1000", "1"):
+        for scenario in [x for x in ("1000", "1") if x in scenarios]:
             for rep in range(a.repeat):
                 shift = rep % len(clients)
                 for client in clients[shift:] + clients[:shift]:
@@ -525,33 +561,52 @@ def main() -> int:
         results["runs"] = runs
         results["1000"] = {c: _median(rs) for c, rs in runs["1000"].items()}
         results["1"] = {c: _median(rs, a.live) for c, rs in runs["1"].items()}
+        results["load"] = os.getloadavg()
     finally:
         if server is not None:
             server.close()
+    results["args"] = {k: getattr(a, k) for k in ("history", "watchers", "live", "repeat")}
+    results["clients"] = clients
+    if a.json_out:
+        Path(a.json_out).write_text(json.dumps(results, indent=1))
     if a.json:
         print(json.dumps(results, indent=1))
-        return 0
-    v = results["versions"]
+    else:
+        print_table(results)
+    return 0
+
+
+def print_table(results: dict[str, Any]) -> None:
+    """The Markdown table of a run (``--json`` output or ``--json-out`` file)."""
+    v, args = results["versions"], results["args"]
     print(
         f"etcd {v['etcd']}, Python {v['python']}, grpcio {v['grpcio']}, protobuf "
         f"{v['protobuf']}, aetcd {v['aetcd']}, etcd3 {v['etcd3']}, uvloop {v['uvloop']}, "
         f"{v['cpus']} CPUs"
     )
     print(
-        f"\n1,000-event responses: {a.watchers} watches x {a.history} revisions replayed; "
-        f"1-event responses: {a.live} revisions written live; median of {a.repeat} runs "
-        "(lowest in parentheses)\n"
+        "load average (1, 5, 15 min): at start "
+        + ", ".join(f"{x:.2f}" for x in results["load_start"])
+        + "; at end "
+        + ", ".join(f"{x:.2f}" for x in results["load"])
+    )
+    print(
+        f"\n1,000-event responses: {args['watchers']} watches x {args['history']} revisions "
+        f"replayed; 1-event responses: {args['live']} revisions written live; median of "
+        f"{args['repeat']} runs (lowest in parentheses)\n"
     )
     print(
         "| client | 1,000-event: events/s | µs CPU/event (best) "
         "| 1-event: events/s | µs CPU/event (best) |"
     )
     print("|---|---:|---:|---:|---:|")
-    for client in clients:
+    for client in results["clients"]:
         cells = []
         for scenario in ("1000", "1"):
-            r = results[scenario][client]
-            if "error" in r:
+            r = results[scenario].get(client)
+            if r is None:
+                cells += ["-", "-"]
+            elif "error" in r:
                 cells += ["failed", r["error"][:60]]
             else:
                 cpu, best = r["cpu_us_per_event"], r["best_cpu_us_per_event"]
@@ -562,7 +617,6 @@ def main() -> int:
         "\ndecode only, 1,000-event WatchResponse, µs/event: "
         + ", ".join(f"{k} {val:.3f}" for k, val in d.items())
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -167,6 +167,13 @@ def _tls_deadline_error(endpoint: Endpoint) -> EtcdError:
 _NO_SETTINGS_HINT = (
     " before the server's HTTP/2 SETTINGS arrived (is it a TLS endpoint? use https://)"
 )
+#: The same for a TLS connection: with TLS 1.3 (etcd 3.4, or 3.6; etcd 3.5 caps TLS at 1.2)
+#: the server checks the client certificate after the client's side of the handshake is
+#: done, so a refused or missing one shows as an alert or a close right after it.
+_TLS_NO_SETTINGS_HINT = (
+    " before the server's HTTP/2 SETTINGS arrived (TLS: with TLS 1.3 this is how a server"
+    " refuses the client certificate, or its absence)"
+)
 
 
 def _bad_metadata(exc: ValueError) -> InvalidArgumentError:
@@ -240,8 +247,8 @@ class _AsyncConnection(asyncio.Protocol):
         if self._keepalive is not None:
             self._keepalive.cancel()
         reason = f": {exc}" if exc else ""
-        if not self.core.settings_received and not self.endpoint.secure:
-            reason += _NO_SETTINGS_HINT
+        if not self.core.settings_received:
+            reason += _TLS_NO_SETTINGS_HINT if self.endpoint.secure else _NO_SETTINGS_HINT
         self.core.fail_all(f"connection to {self.endpoint.address} lost{reason}", None)
         if self.settled is not None:
             if not self.settled.done():
@@ -610,6 +617,8 @@ class NativeAsyncTransport:
             raise
         finally:
             self._dialing.discard(i)
+        if conn.lost or not conn.ok:  # lost (or GOAWAY) as its dial finished
+            raise ConnectionError(f"connection to {conn.endpoint.address} lost while opening")
         self._retry_delay[i] = 0.0
         if self._closed:
             conn.close()
@@ -1049,7 +1058,7 @@ class _SyncConnection:
             if data is None:
                 continue
             if not data:
-                hint = "" if self.endpoint.secure else _NO_SETTINGS_HINT
+                hint = _TLS_NO_SETTINGS_HINT if self.endpoint.secure else _NO_SETTINGS_HINT
                 reason = f"the connection was closed{error}{hint}"
                 break
             with self.lock:

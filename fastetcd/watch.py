@@ -10,7 +10,11 @@ closed when the last one ends. Responses are decoded straight from the bytes to
 (``fastetcd._watch``, or its pure twin ``fastetcd._watch_py``), which also holds all the
 state: create queue, resume points, fragment joining, buffers (see ``fastetcd/_watch.pyi``).
 What is here only moves bytes and waits: a reader thread per stream for :class:`Watch`, a
-reader task per stream for :class:`AsyncWatch`.
+reader task per stream for :class:`AsyncWatch`. On the native transport the reader takes
+every response one read of the socket brought at once, applies them together and wakes each
+consumer once for them; and a :class:`Watch` consumer waiting for a response reads the stream
+itself (the reader thread then only reads while no consumer waits), so that a response goes
+from the socket to its consumer without a hand-off between threads.
 
 Guarantees:
 
@@ -71,6 +75,7 @@ from .errors import (
     DeadlineExceededError,
     EtcdError,
     InvalidArgumentError,
+    UnavailableError,
 )
 
 if TYPE_CHECKING:
@@ -111,6 +116,13 @@ _HAS_LEADER: tuple[tuple[str, str], ...] = (("hasleader", "true"),)
 _BACKOFF = (0.001, 1.25, 0.1, 0.1)
 # While the reader is paused by a full buffer it still looks for abandoned watches this often.
 _PAUSE_POLL = 1.0
+# A transport stream with ``recv_many`` (the native one) hands the reader every response one
+# read of the socket brought, up to this many bytes: they are applied together and each
+# consumer is woken once for them. (The buffer limit may be passed by at most this much.)
+_BATCH_BYTES = 1 << 20
+# Blocking client on such a stream: consumers read it themselves while they wait; the
+# daemon thread reads it only after no consumer has waited for this long.
+_IDLE = 0.05
 
 _decode = _core.decode_watch_response
 
@@ -344,20 +356,36 @@ class _Waiter:
 
 
 class _SyncStream:
-    """The watches of a :class:`fastetcd.Client` on one Watch stream: one daemon reader
-    thread (started with the first watch, ended with the last), the core under one lock."""
+    """The watches of a :class:`fastetcd.Client` on one Watch stream, the core under one lock,
+    and one daemon thread (started with the first watch, ended with the last) that opens the
+    stream, and opens it again after a break.
+
+    Who reads the stream depends on the transport. A grpcio stream is read by that thread,
+    which wakes the consumers of what it delivered. The native stream (``recv_many``) can be
+    read by any thread, so there a consumer that waits for a response reads the stream
+    itself — no hand-off to another thread between reading and consuming — while the other
+    consumers wait for what it delivers (and one of them takes over when it leaves); the
+    daemon thread reads only when no consumer has waited for ``_IDLE`` seconds, so that
+    responses are still buffered (up to the limit) while every consumer is busy."""
 
     def __init__(self, client: Client, require_leader: bool) -> None:
         self._client = client
         self._metadata = _HAS_LEADER if require_leader else None
         self._lock = threading.Lock()
-        # The reader waits here while paused (or backing off); consumers notify it.
+        # The daemon thread waits here while paused (or backing off, or idle while consumers
+        # read); consumers notify it.
         self._space = threading.Condition(self._lock)
         self._core = _new_core(require_leader)
         self._stream: Any = None
         self._closed_by_us: Any = None
         self._thread: threading.Thread | None = None
         self._abandoned: deque[Watcher] = deque()
+        self._shared = False  # the current stream can be read by consumers (recv_many)
+        self._reading = False  # a thread is reading the current stream
+        self._consumer_reading = False  # ... and it is a consumer
+        self._ended: tuple[Any, EtcdError | None] | None = None  # how the current stream ended
+        self._last_want = 0.0  # when a consumer last waited for a response
+        self._wanting: list[Watcher] = []  # the watches whose consumers wait, nothing buffered
 
     # ----------------------------------------------------------------- under the lock
 
@@ -387,6 +415,79 @@ class _SyncStream:
         if core.active == 0 and self._stream is not None:
             self._closed_by_us = self._stream
             self._stream.close()
+        elif self._consumer_reading and self._stream is not None:
+            self._stream.interrupt()  # it may be this watch's consumer: let it see the end
+
+    def _hand_on(self) -> None:
+        """Nobody reads the stream now: wake a consumer still waiting with nothing
+        buffered, to read it (lock held)."""
+        if self._shared and not self._reading:
+            for watcher in self._wanting:
+                if not watcher.buffered and not watcher.done:
+                    watcher.waker.wake()  # type: ignore[attr-defined]
+                    return
+
+    def _unpaused(self) -> None:
+        self._space.notify_all()
+        self._hand_on()
+
+    def _read(self, stream: Any, deadline: float | None, watcher: Watcher | None) -> None:
+        """Read what one read of ``stream`` brings (until ``deadline`` at most), outside the
+        lock, and apply it (lock held on entry and on return), for the consumer of
+        ``watcher`` (None: the daemon thread). An end of the stream is left in ``_ended`` for
+        the daemon thread."""
+        lock = self._lock
+        self._reading = True
+        self._consumer_reading = watcher is not None
+        decoded: list[tuple[WatchResponse, int]] = []
+        error: EtcdError | None = None
+        end = False
+        done = False
+        lock.release()
+        try:
+            batch = stream.recv_many(_BATCH_BYTES, deadline)
+            if batch is None:
+                end = True
+            else:
+                for data in batch:
+                    decoded.append((_decode(data), len(data)))
+            done = True
+        except EtcdError as exc:  # after the responses before it (a DecodeError)
+            end, error, done = True, exc, True
+        finally:
+            lock.acquire()
+            self._reading = self._consumer_reading = False
+            if not done:
+                # Interrupted (KeyboardInterrupt in a consumer): what was taken off the stream
+                # is not all applied, so the stream is given up and the watches resume from
+                # what they did get (no loss).
+                end = True
+                error = UnavailableError("a read of the watch stream was interrupted")
+            core = self._core
+            for response, size in decoded:
+                core.apply(response, size)
+            self._flush()
+            if end and stream is self._stream and self._ended is None:
+                self._ended = (stream, error)
+                self._space.notify_all()
+            if watcher is None or watcher.buffered or watcher.done:
+                self._hand_on()  # (a consumer that goes on reading keeps the role)
+
+    def _wait_or_read(self, watcher: Watcher, deadline: float | None) -> bool:
+        """``watcher`` has nothing buffered: read the stream for it when nobody does, else wait
+        to be woken (lock held). False once ``deadline`` has passed."""
+        now = self._last_want = time.monotonic()
+        if deadline is not None and now >= deadline:
+            return False
+        if self._shared and not self._reading and self._ended is None and not self._core.paused:
+            self._read(self._stream, deadline, watcher)
+            return True
+        self._wanting.append(watcher)
+        try:
+            waiter: _Waiter = watcher.waker  # type: ignore[assignment]
+            return waiter.wait(self._lock, None if deadline is None else deadline - now)
+        finally:
+            self._wanting.remove(watcher)
 
     # ----------------------------------------------------------------- consumers' side
 
@@ -424,47 +525,39 @@ class _SyncStream:
 
     def get(self, watcher: Watcher, timeout: float | None) -> WatchResponse | None:
         core = self._core
-        lock = self._lock
-        waiter: _Waiter = watcher.waker  # type: ignore[assignment]
         deadline = None if timeout is None else time.monotonic() + timeout
-        with lock:
+        with self._lock:
             while True:
                 paused = core.paused
                 response = core.pop(watcher)
                 if response is not None:
                     if paused and not core.paused:
-                        self._space.notify_all()
+                        self._unpaused()
                     return response
                 if watcher.done:
                     if watcher.error is not None:
                         raise watcher.error
                     return None
-                if deadline is None:
-                    waiter.wait(lock)
-                else:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 or not waiter.wait(lock, remaining):
-                        if watcher.buffered or watcher.done:
-                            continue
-                        raise DeadlineExceededError(f"no watch response within {timeout} s")
+                if not self._wait_or_read(watcher, deadline):
+                    if watcher.buffered or watcher.done:
+                        continue
+                    self._hand_on()
+                    raise DeadlineExceededError(f"no watch response within {timeout} s")
 
     def wait_created(self, watcher: Watcher, timeout: float | None) -> None:
-        lock = self._lock
-        waiter: _Waiter = watcher.waker  # type: ignore[assignment]
         deadline = None if timeout is None else time.monotonic() + timeout
-        with lock:
+        with self._lock:
             while not watcher.created:
                 if watcher.done:
                     if watcher.error is not None:
                         raise watcher.error
                     return
-                if deadline is None:
-                    waiter.wait(lock)
-                elif not waiter.wait(lock, max(0.0, deadline - time.monotonic())):
+                if not self._wait_or_read(watcher, deadline):
                     if not watcher.created and not watcher.done:
+                        self._hand_on()
                         raise DeadlineExceededError(f"watch not created within {timeout} s")
 
-    # ----------------------------------------------------------------- the reader thread
+    # ----------------------------------------------------------------- the daemon thread
 
     def _run(self) -> None:
         core = self._core
@@ -489,11 +582,15 @@ class _SyncStream:
                         stream.close()
                         continue
                     self._stream = stream
+                    self._ended = None
+                    self._shared = hasattr(stream, "recv_many")
                     core.on_connect()
                     self._flush()
-                error = self._pump(stream)
+                    self._hand_on()
+                error = self._pump_shared(stream) if self._shared else self._pump(stream)
                 with self._lock:
                     self._stream = None
+                    self._shared = False
                     ours = self._closed_by_us is stream
                     self._closed_by_us = None
                     delay = core.on_disconnect(None if ours else error)
@@ -509,6 +606,27 @@ class _SyncStream:
                 self._flush()
                 self._thread = None
                 self._stream = None
+                self._shared = False
+
+    def _pump_shared(self, stream: Any) -> EtcdError | None:
+        """A stream consumers read too: read it only while no consumer waits for it, until
+        it ends; return its error (None: clean end)."""
+        core = self._core
+        with self._lock:
+            while True:
+                self._drain_abandoned()
+                if self._ended is not None:
+                    return self._ended[1]
+                if core.active == 0:
+                    return None
+                if self._reading or core.paused:
+                    self._space.wait(_PAUSE_POLL)
+                    continue
+                idle = time.monotonic() - self._last_want
+                if idle < _IDLE:
+                    self._space.wait(_IDLE - idle)
+                    continue
+                self._read(stream, None, None)
 
     def _pump(self, stream: Any) -> EtcdError | None:
         """Read responses until the stream ends; return its error (None: clean end)."""
@@ -852,11 +970,19 @@ class _AsyncStream:
             self._task = None
 
     async def _pump(self, stream: Any) -> EtcdError | None:
+        """Read responses until the stream ends; return its error (None: clean end). The
+        responses one read brought (``recv_many``) are applied together and each consumer
+        is woken once for them."""
         core = self._core
+        recv_many = getattr(stream, "recv_many", None)
         try:
             while True:
                 try:
-                    data = await stream.recv()
+                    if recv_many is not None:
+                        batch = await recv_many(_BATCH_BYTES)
+                    else:
+                        data = await stream.recv()
+                        batch = None if data is None else (data,)
                 except asyncio.CancelledError:
                     # grpc.aio raises it when the call is cancelled (by us, by the client's
                     # close, by a transport swap): that ends the stream, not this task —
@@ -868,10 +994,13 @@ class _AsyncStream:
                     if sys.version_info >= (3, 11) and task is not None and not task.cancelling():
                         return CancelledError("the watch stream was cancelled")
                     raise
-                if data is None:
+                if batch is None:
                     return None
-                core.apply(_decode(data), len(data))
-                self._flush()
+                try:
+                    for data in batch:
+                        core.apply(_decode(data), len(data))
+                finally:  # a DecodeError: what came before it is delivered first
+                    self._flush()
                 while core.paused and core.active:
                     self._space.clear()
                     await self._space.wait()

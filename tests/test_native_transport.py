@@ -686,3 +686,81 @@ def test_async_keepalive_detects_a_dead_peer() -> None:
                 await t.close()
 
         asyncio.run(body())
+
+
+def test_stream_recv_many_batches_deadline_and_interrupt(kind: str) -> None:
+    """``recv_many`` returns what has arrived in order (the first message always, the others
+    while they fit in ``max_bytes``); the blocking one also returns ``[]`` at its deadline
+    and when ``interrupt()`` is called from another thread."""
+
+    def on_data(server: PeerServer, conn: PeerConnection, sid: int, data: bytes) -> None:
+        body = conn.bodies[sid]
+        msgs = grpc_messages(bytes(body))
+        if msgs and len(bytes(body)) == sum(5 + len(m) for m in msgs):
+            body.clear()
+            conn.respond(sid, [m + b"%d" % i for m in msgs for i in range(3)], end=False)
+
+    def handler(server: PeerServer, conn: PeerConnection, sid: int, h: Any, body: bytes) -> None:
+        with conn.lock:
+            conn.h2.send_headers(sid, [(b"grpc-status", b"0")], end_stream=True)
+            conn.flush()
+
+    with PeerServer(handler, stream_handler=on_data) as server:
+        if kind == "sync":
+            t = _native.NativeTransport(_config(server.endpoint))
+            s = t.stream("/x.Y/Z")
+            s.send(b"a")
+            got: list[bytes] = []
+            while len(got) < 3:
+                batch = s.recv_many(1 << 20, time.monotonic() + 10)
+                assert batch
+                got += batch
+            assert got == [b"a0", b"a1", b"a2"]
+            s.send(b"b")
+            time.sleep(0.3)  # all three have arrived
+            assert s.recv_many(1) == [b"b0"]  # the first, even over max_bytes
+            assert s.recv_many(1 << 20) == [b"b1", b"b2"]
+            t0 = time.monotonic()
+            assert s.recv_many(1 << 20, time.monotonic() + 0.2) == []
+            assert 0.15 < time.monotonic() - t0 < 5
+            out: list[Any] = []
+            reader = threading.Thread(target=lambda: out.append(s.recv_many(1 << 20)))
+            reader.start()
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            s.interrupt()
+            reader.join(10)
+            assert out == [[]] and time.monotonic() - t0 < 5
+            s.send(b"c")
+            assert s.recv() == b"c0"  # an interrupt mark is never delivered
+            s.done_writing()
+            rest = []
+            while True:
+                batch = s.recv_many(1 << 20)
+                if batch is None:
+                    break
+                rest += batch
+            assert rest == [b"c1", b"c2"]
+            t.close()
+        else:
+
+            async def body() -> None:
+                t = _native.NativeAsyncTransport(_config(server.endpoint))
+                s = t.stream("/x.Y/Z")
+                await s.send(b"a")
+                got: list[bytes] = []
+                while len(got) < 3:
+                    batch = await s.recv_many(1 << 20)
+                    assert batch
+                    got += batch
+                assert got == [b"a0", b"a1", b"a2"]
+                await s.send(b"b")
+                await asyncio.sleep(0.3)
+                assert await s.recv_many(1) == [b"b0"]
+                assert await s.recv_many(1 << 20) == [b"b1", b"b2"]
+                await s.done_writing()
+                assert await s.recv_many(1 << 20) is None
+                await t.close()
+
+            asyncio.run(body())
+        assert not server.errors

@@ -570,11 +570,11 @@ def test_slow_consumer_pauses_reading(
 
 
 def test_several_threads_consume_one_watch(
-    etcd_server: EtcdServer, writer: fastetcd.Client, etcd_prefix: bytes
+    etcd_server: EtcdServer, writer: fastetcd.Client, etcd_prefix: bytes, transport: str
 ) -> None:
     """Consumers of one Watch in several threads each get their own wake-ups: every response
     goes to exactly one of them."""
-    with fastetcd.Client(etcd_server.endpoint, timeout=10) as client:
+    with fastetcd.Client(etcd_server.endpoint, timeout=10, transport=transport) as client:
         w = client.watch(etcd_prefix, prefix=True)
         w.wait_created(WAIT)
         got: list[list[int]] = [[], [], []]
@@ -601,6 +601,121 @@ def test_several_threads_consume_one_watch(
             t.join(WAIT)
         assert sorted(r for g in got for r in g) == revs
         assert all(g == sorted(g) for g in got)
+
+
+def test_watches_of_one_client_consumed_by_their_own_threads(
+    etcd_server: EtcdServer, writer: fastetcd.Client, etcd_prefix: bytes, transport: str
+) -> None:
+    """Several watches on one stream, each consumed by its own thread (on the native transport
+    whichever consumer waits reads the stream for all, and hands reading on when it leaves):
+    each gets exactly its own revisions, in order, with no consumer left waiting."""
+    with fastetcd.Client(etcd_server.endpoint, timeout=10, transport=transport) as client:
+        ws = [client.watch(etcd_prefix + b"%d/" % i, prefix=True) for i in range(5)]
+        for w in ws:
+            w.wait_created(WAIT)
+        got: list[list[int]] = [[] for _ in ws]
+        errors_seen: list[BaseException] = []
+
+        def consume(w: Any, out: list[int]) -> None:
+            try:
+                while len(out) < 40:
+                    response = w.get(WAIT)
+                    if response is None:
+                        return
+                    out += [e.kv.mod_revision for e in response.events]
+                    time.sleep(0.001 * (len(out) % 3))  # consumers at different paces
+            except BaseException as exc:
+                errors_seen.append(exc)
+
+        threads = [threading.Thread(target=consume, args=(w, g)) for w, g in zip(ws, got)]
+        for t in threads:
+            t.start()
+        revs: list[list[int]] = [[] for _ in ws]
+        for n in range(40):
+            for i in range(len(ws)):
+                revs[i].append(writer.put(etcd_prefix + b"%d/%d" % (i, n), b"x").header.revision)
+        for t in threads:
+            t.join(WAIT * 2)
+        assert not errors_seen
+        assert got == revs
+        for w in ws:
+            w.cancel()
+
+
+def test_cancel_from_another_thread_ends_a_waiting_consumer(
+    etcd_server: EtcdServer, etcd_prefix: bytes, transport: str
+) -> None:
+    """A consumer waiting for a quiet watch (reading the stream itself, on the native transport)
+    sees the end promptly when another thread cancels its watch, while another watch keeps the
+    stream open."""
+    with fastetcd.Client(etcd_server.endpoint, timeout=10, transport=transport) as client:
+        other = client.watch(etcd_prefix + b"other")
+        w = client.watch(etcd_prefix + b"quiet")
+        other.wait_created(WAIT)
+        w.wait_created(WAIT)
+        assert w.get(WAIT).created
+        ended: list[Any] = []
+        t = threading.Thread(target=lambda: ended.append(w.get(None)))
+        t.start()
+        time.sleep(0.3)  # the consumer is waiting (or reading) by now
+        t0 = time.monotonic()
+        w.cancel()
+        t.join(WAIT)
+        assert ended == [None]
+        assert time.monotonic() - t0 < 5
+        assert other.get(WAIT).created
+        other.cancel()
+
+
+def test_interrupted_read_resumes_without_loss(
+    etcd_server: EtcdServer,
+    writer: fastetcd.Client,
+    etcd_prefix: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A consumer interrupted (KeyboardInterrupt) while it reads the native stream for its
+    watch: what it had taken off the stream is given up with the stream, and the watch
+    resumes after what it delivered: every revision still arrives once, in order."""
+    from fastetcd import _native
+
+    if not _native.available():
+        pytest.skip("needs the native transport")
+    real = _native.NativeStream.recv_many
+    armed = [False]
+
+    def flaky(self: Any, max_bytes: int, deadline: float | None = None) -> Any:
+        batch = real(self, max_bytes, deadline)
+        if armed[0] and batch and threading.current_thread() is threading.main_thread():
+            armed[0] = False
+            raise KeyboardInterrupt  # the batch just read is lost
+        return batch
+
+    monkeypatch.setattr(_native.NativeStream, "recv_many", flaky)
+    with fastetcd.Client(etcd_server.endpoint, timeout=10, transport="native") as client:
+        w = client.watch(etcd_prefix, prefix=True)
+        w.wait_created(WAIT)
+        assert w.get(WAIT).created
+        revs = [writer.put(etcd_prefix + b"%d" % i, b"x").header.revision for i in range(5)]
+        got = [e.kv.mod_revision for e in events_of(w, 5)]
+        armed[0] = True
+        more: list[int] = []
+
+        def write_more() -> None:
+            more.extend(writer.put(etcd_prefix + b"%d" % i, b"y").header.revision for i in range(5))
+
+        threading.Timer(0.2, write_more).start()  # while this thread waits in get()
+        deadline = time.monotonic() + WAIT
+        interrupted = 0
+        while len(got) < 10 and time.monotonic() < deadline:
+            try:
+                response = w.get(WAIT)
+            except KeyboardInterrupt:
+                interrupted += 1
+                continue
+            got += [e.kv.mod_revision for e in response.events]
+        assert interrupted == 1
+        assert got == revs + more
+        w.cancel()
 
 
 def test_abandoned_watch_is_canceled(side: Side, etcd_prefix: bytes) -> None:

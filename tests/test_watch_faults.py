@@ -1,6 +1,7 @@
 """Watch under faults, against real etcd processes: member restarts (graceful and SIGKILL),
 connections cut by a TCP proxy, a stalled connection, compaction during an outage, a member
-losing its leader. Each test runs both clients; the suite runs twice (compiled and pure
+losing its leader. Each test runs both clients, on each transport under test
+(``FASTETCD_TEST_TRANSPORTS``, see conftest.py); the suite runs twice (compiled and pure
 watch core). Everything is bounded in count and time.
 """
 
@@ -65,10 +66,15 @@ class Collector:
 
 
 def _sync_watcher(
-    endpoint: str, prefix: bytes, start: int, out: Collector, last: Callable[[], int | None]
+    endpoint: str,
+    prefix: bytes,
+    start: int,
+    out: Collector,
+    last: Callable[[], int | None],
+    transport: str,
 ) -> None:
     try:
-        with fastetcd.Client(endpoint, timeout=10) as client:
+        with fastetcd.Client(endpoint, timeout=10, transport=transport) as client:
             w = client.watch(prefix, prefix=True, start_revision=start)
             w.wait_created(30)
             out.created.set()
@@ -96,10 +102,15 @@ _EMPTY = _Empty()
 
 
 def _async_watcher(
-    endpoint: str, prefix: bytes, start: int, out: Collector, last: Callable[[], int | None]
+    endpoint: str,
+    prefix: bytes,
+    start: int,
+    out: Collector,
+    last: Callable[[], int | None],
+    transport: str,
 ) -> None:
     async def body() -> None:
-        async with fastetcd.AsyncClient(endpoint, timeout=10) as client:
+        async with fastetcd.AsyncClient(endpoint, timeout=10, transport=transport) as client:
             w = client.watch(prefix, prefix=True, start_revision=start)
             await w.wait_created(30)
             out.created.set()
@@ -122,7 +133,7 @@ def _async_watcher(
         out.done.set()
 
 
-def test_every_revision_exactly_once_through_restarts_and_cuts() -> None:
+def test_every_revision_exactly_once_through_restarts_and_cuts(transport: str) -> None:
     """10,000 revisions written while etcd is restarted twice (once gracefully, once killed)
     and the watchers' connections are cut (and stalled) through a TCP proxy: each watcher —
     the blocking and the asyncio client — receives exactly the written revisions, in order."""
@@ -142,10 +153,12 @@ def test_every_revision_exactly_once_through_restarts_and_cuts() -> None:
         watchers = [Collector("sync"), Collector("async")]
         threads = [
             threading.Thread(
-                target=_sync_watcher, args=(proxy.endpoint, prefix, start, watchers[0], last)
+                target=_sync_watcher,
+                args=(proxy.endpoint, prefix, start, watchers[0], last, transport),
             ),
             threading.Thread(
-                target=_async_watcher, args=(proxy.endpoint, prefix, start, watchers[1], last)
+                target=_async_watcher,
+                args=(proxy.endpoint, prefix, start, watchers[1], last, transport),
             ),
         ]
         for t in threads:
@@ -224,8 +237,10 @@ def _outage(proxy: TcpProxy, writer: fastetcd.Client, key: bytes) -> int:
     return last
 
 
-def _compacted_sync(proxy: TcpProxy, writer: fastetcd.Client, key: bytes, first: int) -> None:
-    with fastetcd.Client(proxy.endpoint, timeout=10) as client:
+def _compacted_sync(
+    proxy: TcpProxy, writer: fastetcd.Client, key: bytes, first: int, transport: str
+) -> None:
+    with fastetcd.Client(proxy.endpoint, timeout=10, transport=transport) as client:
         w = client.watch(key, start_revision=first)
         assert w.get(10).created
         assert [e.kv.mod_revision for e in w.get(10).events] == [first]
@@ -236,9 +251,9 @@ def _compacted_sync(proxy: TcpProxy, writer: fastetcd.Client, key: bytes, first:
 
 
 async def _compacted_async(
-    proxy: TcpProxy, writer: fastetcd.Client, key: bytes, first: int
+    proxy: TcpProxy, writer: fastetcd.Client, key: bytes, first: int, transport: str
 ) -> None:
-    async with fastetcd.AsyncClient(proxy.endpoint, timeout=10) as client:
+    async with fastetcd.AsyncClient(proxy.endpoint, timeout=10, transport=transport) as client:
         w = client.watch(key, start_revision=first)
         assert (await w.get(10)).created
         assert [e.kv.mod_revision for e in (await w.get(10)).events] == [first]
@@ -249,19 +264,19 @@ async def _compacted_async(
         assert info.value.compact_revision == compacted
 
 
-def test_resume_point_compacted_during_an_outage() -> None:
+def test_resume_point_compacted_during_an_outage(transport: str) -> None:
     """A watch that cannot reconnect while its next revision is compacted away ends with
     CompactedError carrying the compact revision, after every event received before."""
     with EtcdServer() as server, TcpProxy.for_endpoint(server.endpoint) as proxy:
         with fastetcd.Client(server.endpoint, timeout=5) as writer:
             key = b"/faults/compact"
             first = writer.put(key, b"a").header.revision
-            _compacted_sync(proxy, writer, key, first)
+            _compacted_sync(proxy, writer, key, first, transport)
             first = writer.put(key, b"a").header.revision
-            asyncio.run(_compacted_async(proxy, writer, key, first))
+            asyncio.run(_compacted_async(proxy, writer, key, first, transport))
 
 
-def test_require_leader() -> None:
+def test_require_leader(transport: str) -> None:
     """On a member that lost its leader, a require_leader watch ends with NoLeaderError (and a
     new one is refused), while a plain watch waits and goes on once the leader is back."""
     args = ["--heartbeat-interval=50", "--election-timeout=500"]
@@ -269,7 +284,7 @@ def test_require_leader() -> None:
         survivor = 0
         endpoint = cluster.members[survivor].endpoint
         writer = fastetcd.Client(endpoint, timeout=10)
-        client = fastetcd.Client(endpoint, timeout=10)
+        client = fastetcd.Client(endpoint, timeout=10, transport=transport)
         aclient_box: list[Any] = []
         loop = asyncio.new_event_loop()
 
@@ -277,7 +292,7 @@ def test_require_leader() -> None:
             return loop.run_until_complete(asyncio.wait_for(coro, 30))
 
         async def make() -> Any:
-            aclient_box.append(fastetcd.AsyncClient(endpoint, timeout=10))
+            aclient_box.append(fastetcd.AsyncClient(endpoint, timeout=10, transport=transport))
             ac = aclient_box[0]
             return ac.watch(b"L", require_leader=True), ac.watch(b"P")
 
