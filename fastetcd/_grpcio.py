@@ -134,6 +134,16 @@ def _credentials(config: TransportConfig) -> grpc.ChannelCredentials | None:
     )
 
 
+#: grpc-core's words for a TLS alert read after its side of the handshake was done. With TLS 1.3
+#: (etcd 3.4, or 3.6; etcd 3.5 caps TLS at 1.2) the server checks the client certificate only
+#: then, so this is how a refused or missing client certificate shows, without saying so.
+_TLS_ALERT_AFTER_HANDSHAKE = "TSI_DATA_CORRUPTED"
+_TLS_ALERT_HINT = (
+    " (TLS: the server ended the session with an alert; right after the handshake, with TLS 1.3,"
+    " that is how a server refuses the client certificate, or its absence)"
+)
+
+
 def never_sent(code: int, details: str) -> bool:
     """True when grpcio's status says the call was never given to a connection."""
     return code == StatusCode.UNAVAILABLE and details.startswith(NOT_SENT_PREFIXES)
@@ -144,6 +154,8 @@ def _error(exc: grpc.RpcError) -> EtcdError:
     code = exc.code() if hasattr(exc, "code") else None
     details = (exc.details() if hasattr(exc, "details") else None) or ""
     number = code.value[0] if code is not None else StatusCode.UNKNOWN
+    if _TLS_ALERT_AFTER_HANDSHAKE in details:
+        details += _TLS_ALERT_HINT
     error = from_status(number, details)
     if isinstance(error, UnavailableError) and never_sent(number, details):
         error.sent = False

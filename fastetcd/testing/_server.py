@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ._binaries import child_env, find_etcd_binary
+from ._binaries import child_env, etcd_version, find_etcd_binary
 from ._errors import EtcdStartError, ExternalEtcdError
 from ._process import (
     LOOPBACK,
@@ -23,6 +23,7 @@ from ._process import (
     untrack_dir,
 )
 from ._tls import ServerTLS
+from ._version import fetch_server_version
 
 if TYPE_CHECKING:
     import subprocess
@@ -282,6 +283,22 @@ class EtcdServer:
     def is_healthy(self, timeout: float = 1.0) -> bool:
         """One ``/health`` probe: True when etcd answers ``{"health": "true"}``."""
         return probe_health(
+            self.host, self.client_port, timeout=timeout, ssl_context=self._probe_context
+        )
+
+    @property
+    def version(self) -> tuple[int, int, int]:
+        """``(major, minor, patch)`` of :attr:`binary` (``etcd --version``, run once per binary).
+
+        For an external server this is the local binary's version, not the server's: ask
+        the running etcd with :meth:`server_version`.
+        """
+        return etcd_version(self.binary)
+
+    def server_version(self, timeout: float = 5.0) -> tuple[int, int, int]:
+        """``(major, minor, patch)`` the running etcd reports on ``/version`` (works for
+        external servers too). Raises :class:`EtcdTestingError` if it does not answer."""
+        return fetch_server_version(
             self.host, self.client_port, timeout=timeout, ssl_context=self._probe_context
         )
 

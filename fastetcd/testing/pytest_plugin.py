@@ -11,6 +11,10 @@ Fixtures:
 * ``etcd_client`` / ``async_etcd_client`` (function): ``fastetcd.Client`` /
   ``fastetcd.AsyncClient`` connected to ``etcd_server``, closed after the test. The
   async one needs pytest-asyncio; without it the fixture skips the test.
+
+The report header names the etcd binary and its ``--version``; when ``etcd_server`` was
+used, the terminal summary ends with the version that server itself reported on
+``/version`` (shown with ``-q`` too), so a log shows which etcd a run really talked to.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, cast
 import pytest
 
 from ._binaries import etcd_version, find_etcd_binary
+from ._errors import EtcdTestingError
 from ._server import ENV_TEST_ENDPOINT, EtcdServer
 
 __all__ = [
@@ -56,12 +61,45 @@ def etcd_server_args() -> list[str]:
     return []
 
 
+_SERVER_REPORT = pytest.StashKey[str]()
+
+
+def _describe_server(server: EtcdServer) -> str:
+    try:
+        reported = ".".join(map(str, server.server_version()))
+    except EtcdTestingError as exc:
+        reported = f"unknown ({exc})"
+    if server.external:
+        return (
+            f"fastetcd: session etcd at {server.endpoint} reported version {reported} "
+            f"(external, {ENV_TEST_ENDPOINT})"
+        )
+    try:
+        built = ".".join(map(str, server.version))
+    except Exception as exc:  # a report line must never break the fixture
+        built = f"unknown ({type(exc).__name__}: {exc})"
+    return (
+        f"fastetcd: session etcd at {server.endpoint} reported version {reported} "
+        f"(binary {server.binary}, --version {built})"
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Say which etcd version the session's ``etcd_server`` reported (if it was used)."""
+    line = config.stash.get(_SERVER_REPORT, None)
+    if line is not None:
+        terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
-def etcd_server(etcd_server_args: list[str]) -> Iterator[EtcdServer]:
+def etcd_server(
+    etcd_server_args: list[str], request: pytest.FixtureRequest
+) -> Iterator[EtcdServer]:
     """One real etcd for the test session (honours ``FASTETCD_TEST_ENDPOINT``)."""
     server = EtcdServer(etcd_server_args)
     try:
         server.start()
+        request.config.stash[_SERVER_REPORT] = _describe_server(server)
         yield server
     finally:
         server.close()
