@@ -193,6 +193,31 @@ def encode_put(
 ) -> bytes:
     """A client's put arguments, checked and coerced, encoded as a PutRequest."""
 
+KV_RANGE: str
+KV_PUT: str
+
+def check_timeout(timeout: object) -> float | None:
+    """Check a per-call ``timeout``: None, or a finite number of seconds > 0 (as a float);
+    anything else raises ``InvalidArgumentError``."""
+
+def plan_get(
+    key: object, revision: object, serializable: object, timeout: object
+) -> Call[KeyValue | None]:
+    """The Call of a get (``encode_get``'s request, ``decode_get_response``, repeatable)."""
+
+def plan_put(
+    key: object,
+    value: object,
+    lease: object,
+    prev_kv: object,
+    ignore_value: object,
+    ignore_lease: object,
+    timeout: object,
+    idempotent: object,
+) -> Call[PutResult]:
+    """The Call of a put (``encode_put``'s request, ``decode_put_response``, repeatable only
+    if ``idempotent``)."""
+
 def decode_get_response(data: bytes | bytearray | memoryview) -> KeyValue | None:
     """A RangeResponse's first key-value, or None when it has none."""
 

@@ -477,8 +477,10 @@ def encode_get(key: object, revision: object, serializable: object) -> bytes:
     ``revision`` an int >= 0), encoded as the RangeRequest for that one key."""
     k = key_bytes(key)
     rev = int64(revision, "revision", 0)
-    return _bytes_field(_T1_2, k) + _int64_field(_T4_0, rev, "revision") + (
-        _TRUE_7 if serializable else b""
+    return (
+        _bytes_field(_T1_2, k)
+        + _int64_field(_T4_0, rev, "revision")
+        + (_TRUE_7 if serializable else b"")
     )
 
 
@@ -553,6 +555,61 @@ def encode_range_request(
             _int64_field(_T12_0, min_create_revision, "min_create_revision"),
             _int64_field(_T13_0, max_create_revision, "max_create_revision"),
         )
+    )
+
+
+# -------------------- whole calls (the planning of the hot client methods, in one step)
+
+#: The gRPC method paths of the calls planned here.
+KV_RANGE = "/etcdserverpb.KV/Range"
+KV_PUT = "/etcdserverpb.KV/Put"
+
+
+def check_timeout(timeout: object) -> float | None:
+    """Check a per-call ``timeout``: None, or a finite number of seconds > 0 (returned as a
+    float); anything else raises ``InvalidArgumentError``."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise InvalidArgumentError(f"timeout must be a number of seconds or None, not {timeout!r}")
+    if not 0 < timeout < float("inf"):
+        raise InvalidArgumentError(f"timeout must be > 0 seconds, not {timeout!r}")
+    return float(timeout)
+
+
+def plan_get(
+    key: object, revision: object, serializable: object, timeout: object
+) -> Call[KeyValue | None]:
+    """The :class:`Call` of a get: :func:`encode_get`'s request to ``KV_RANGE``, decoded
+    by :func:`decode_get_response`, repeatable, with the checked ``timeout``."""
+    return Call(
+        KV_RANGE,
+        encode_get(key, revision, serializable),
+        decode_get_response,
+        True,
+        check_timeout(timeout),
+    )
+
+
+def plan_put(
+    key: object,
+    value: object,
+    lease: object,
+    prev_kv: object,
+    ignore_value: object,
+    ignore_lease: object,
+    timeout: object,
+    idempotent: object,
+) -> Call[PutResult]:
+    """The :class:`Call` of a put: :func:`encode_put`'s request to ``KV_PUT``, decoded by
+    :func:`decode_put_response`, repeatable only if ``idempotent``, with the checked
+    ``timeout``."""
+    return Call(
+        KV_PUT,
+        encode_put(key, value, lease, prev_kv, ignore_value, ignore_lease),
+        decode_put_response,
+        bool(idempotent),
+        check_timeout(timeout),
     )
 
 

@@ -429,21 +429,8 @@ class NativeAsyncStream:
 
     async def recv(self) -> bytes | None:
         """Wait for the next response; None at a clean end of stream."""
-        conn, stream = await self._open()
-        while True:
-            if self._messages:
-                message = self._messages.popleft()
-                conn.core.consumed(stream, len(message) + 5)
-                if conn.core.has_output:
-                    conn.schedule_flush()
-                return message
-            if self._done:
-                if self._error is not None:
-                    raise self._error
-                return None
-            waiter = conn.loop.create_future()
-            self._waiter = waiter
-            await waiter
+        batch = await self.recv_many(0)  # the first message always comes, alone here
+        return None if batch is None else batch[0]
 
     async def recv_many(self, max_bytes: int) -> list[bytes] | None:
         """Wait for the next response and return it with the ones already received after

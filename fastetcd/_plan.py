@@ -9,7 +9,6 @@ docstrings of the client methods of the same names (a parity test keeps them equ
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -17,7 +16,7 @@ from . import _requests
 from ._impl import codec
 from ._requests import BytesLike
 from .cluster import Member, MemberListResult
-from .errors import DecodeError, InvalidArgumentError
+from .errors import DecodeError
 from .kv import (
     CompactResult,
     DeleteResult,
@@ -45,8 +44,8 @@ __all__ = [
 
 T = TypeVar("T")
 
-KV_RANGE = "/etcdserverpb.KV/Range"
-KV_PUT = "/etcdserverpb.KV/Put"
+KV_RANGE = codec.KV_RANGE
+KV_PUT = codec.KV_PUT
 KV_DELETE_RANGE = "/etcdserverpb.KV/DeleteRange"
 KV_TXN = "/etcdserverpb.KV/Txn"
 KV_COMPACT = "/etcdserverpb.KV/Compact"
@@ -60,15 +59,8 @@ else:
     Call = codec.Call
 
 
-def _timeout(timeout: float | None) -> float | None:
-    """Check a per-call ``timeout``: None, or a finite number of seconds > 0."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise InvalidArgumentError(f"timeout must be a number of seconds or None, not {timeout!r}")
-    if not 0 < timeout < math.inf:
-        raise InvalidArgumentError(f"timeout must be > 0 seconds, not {timeout!r}")
-    return float(timeout)
+#: Check a per-call ``timeout``: None, or a finite number of seconds > 0 (as a float).
+_timeout = codec.check_timeout
 
 
 def get(
@@ -90,8 +82,7 @@ def get(
     connection, "no leader", a server timeout …) per the client's ``max_retries`` and
     ``backoff``; ``idempotent`` changes nothing for them (it exists for symmetry with writes).
     """
-    request = codec.encode_get(key, revision, serializable)
-    return Call(KV_RANGE, request, codec.decode_get_response, True, _timeout(timeout))
+    return codec.plan_get(key, revision, serializable, timeout)
 
 
 def range(  # noqa: A001 - the etcd name of the operation
@@ -205,8 +196,9 @@ def put(
     ``idempotent=True`` declares that applying it twice is harmless: it is then retried
     like a read.
     """
-    request = codec.encode_put(key, value, lease, prev_kv, ignore_value, ignore_lease)
-    return Call(KV_PUT, request, codec.decode_put_response, bool(idempotent), _timeout(timeout))
+    return codec.plan_put(
+        key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, idempotent
+    )
 
 
 def delete(

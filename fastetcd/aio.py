@@ -16,7 +16,7 @@ from typing import TypeVar
 from . import _plan
 from . import watch as _watch
 from ._base import AUTO_SYNC_TIMEOUT, ClientBase, TransportSlot, doc_of
-from ._impl import retry
+from ._impl import codec, retry
 from ._plan import Call
 from ._requests import BytesLike
 from ._transport import AsyncTransport, Endpoint, TransportConfig, open_async_transport
@@ -115,29 +115,55 @@ class AsyncClient(ClientBase):
             self._start_auto_sync(self._sync_pending)
         if len(call.request) > self._max_send_bytes:
             raise self._too_large(call)
-        timeout = self._timeout if call.timeout is None else call.timeout
+        timeout = call.timeout
+        if timeout is None:
+            timeout = self._timeout
         deadline = None if timeout is None else _monotonic() + timeout
-        state = None
+        # The first attempt, kept short: most calls end here.
+        slot = self._slot
+        slot.calls += 1
+        try:
+            response = await slot.transport.unary(
+                call.method, call.request, timeout, self._metadata
+            )
+        except EtcdError as error:
+            failed = error
+        else:
+            return call.decode(response)
+        finally:
+            slot.calls -= 1
+            if slot.retired:
+                await self._release(slot)
+        return await self._retry(call, failed, deadline)
+
+    async def _retry(self, call: Call[T], error: EtcdError, deadline: float | None) -> T:
+        """After the first attempt of ``call`` failed with ``error``: wait and send it again
+        for as long as the retry core says so."""
+        state = _RetryState(self._retry_policy, call.repeatable, deadline)
         while True:
+            await _sleep(state.on_error(error, _monotonic()))
+            timeout = state.timeout(_monotonic())
             slot = self._slot
             slot.calls += 1
             try:
                 response = await slot.transport.unary(
                     call.method, call.request, timeout, self._metadata
                 )
-            except EtcdError as error:
-                if state is None:
-                    state = _RetryState(self._retry_policy, call.repeatable, deadline)
-                delay = state.on_error(error, _monotonic())
+            except EtcdError as failed:
+                error = failed
             else:
                 return call.decode(response)
             finally:
                 slot.calls -= 1
-                if slot.retired and not slot.calls and not slot.closed:
-                    slot.closed = True
-                    await slot.transport.close()
-            await _sleep(delay)
-            timeout = state.timeout(_monotonic())
+                if slot.retired:
+                    await self._release(slot)
+
+    @staticmethod
+    async def _release(slot: TransportSlot[AsyncTransport]) -> None:
+        """Close a retired slot's transport once its last call has ended."""
+        if not slot.calls and not slot.closed:
+            slot.closed = True
+            await slot.transport.close()
 
     async def _swap(self, config: TransportConfig) -> None:
         """Move to a transport for ``config`` (unless the endpoints are already those); the
@@ -205,15 +231,8 @@ class AsyncClient(ClientBase):
         timeout: float | None = None,
         idempotent: bool = False,
     ) -> KeyValue | None:
-        return await self._call(
-            _plan.get(
-                key,
-                revision=revision,
-                serializable=serializable,
-                timeout=timeout,
-                idempotent=idempotent,
-            )
-        )
+        # the planner's compiled core, called positionally (what _plan.get does)
+        return await self._call(codec.plan_get(key, revision, serializable, timeout))
 
     @doc_of(_plan.range)
     async def range(
@@ -302,16 +321,10 @@ class AsyncClient(ClientBase):
         timeout: float | None = None,
         idempotent: bool = False,
     ) -> PutResult:
+        # the planner's compiled core, called positionally (what _plan.put does)
         return await self._call(
-            _plan.put(
-                key,
-                value,
-                lease=lease,
-                prev_kv=prev_kv,
-                ignore_value=ignore_value,
-                ignore_lease=ignore_lease,
-                timeout=timeout,
-                idempotent=idempotent,
+            codec.plan_put(
+                key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, idempotent
             )
         )
 

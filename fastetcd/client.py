@@ -16,7 +16,7 @@ from typing import TypeVar
 from . import _plan
 from . import watch as _watch
 from ._base import AUTO_SYNC_TIMEOUT, ClientBase, TransportSlot, doc_of
-from ._impl import retry
+from ._impl import codec, retry
 from ._plan import Call
 from ._requests import BytesLike
 from ._transport import Endpoint, Transport, TransportConfig, open_transport
@@ -194,15 +194,8 @@ class Client(ClientBase):
         timeout: float | None = None,
         idempotent: bool = False,
     ) -> KeyValue | None:
-        return self._call(
-            _plan.get(
-                key,
-                revision=revision,
-                serializable=serializable,
-                timeout=timeout,
-                idempotent=idempotent,
-            )
-        )
+        # the planner's compiled core, called positionally (what _plan.get does)
+        return self._call(codec.plan_get(key, revision, serializable, timeout))
 
     @doc_of(_plan.range)
     def range(
@@ -291,16 +284,10 @@ class Client(ClientBase):
         timeout: float | None = None,
         idempotent: bool = False,
     ) -> PutResult:
+        # the planner's compiled core, called positionally (what _plan.put does)
         return self._call(
-            _plan.put(
-                key,
-                value,
-                lease=lease,
-                prev_kv=prev_kv,
-                ignore_value=ignore_value,
-                ignore_lease=ignore_lease,
-                timeout=timeout,
-                idempotent=idempotent,
+            codec.plan_put(
+                key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, idempotent
             )
         )
 

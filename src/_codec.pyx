@@ -896,6 +896,44 @@ def encode_get(key, revision, serializable):
     return _check_end(p, out)
 
 
+# -------------------- whole calls (the planning of the hot client methods, in one step)
+
+#: The gRPC method paths of the calls planned here.
+KV_RANGE = "/etcdserverpb.KV/Range"
+KV_PUT = "/etcdserverpb.KV/Put"
+
+cdef double _INF = float("inf")
+
+
+def check_timeout(timeout):
+    """Check a per-call ``timeout``: None, or a finite number of seconds > 0 (returned as a
+    float); anything else raises ``InvalidArgumentError``."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise InvalidArgumentError(
+            f"timeout must be a number of seconds or None, not {timeout!r}"
+        )
+    if not 0 < timeout < _INF:
+        raise InvalidArgumentError(f"timeout must be > 0 seconds, not {timeout!r}")
+    return float(timeout)
+
+
+def plan_get(key, revision, serializable, timeout):
+    """The :class:`Call` of a get: :func:`encode_get`'s request to ``KV_RANGE``, decoded
+    by :func:`decode_get_response`, repeatable, with the checked ``timeout``."""
+    return Call(KV_RANGE, encode_get(key, revision, serializable), decode_get_response,
+                True, check_timeout(timeout))
+
+
+def plan_put(key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, idempotent):
+    """The :class:`Call` of a put: :func:`encode_put`'s request to ``KV_PUT``, decoded by
+    :func:`decode_put_response`, repeatable only if ``idempotent``, with the checked
+    ``timeout``."""
+    return Call(KV_PUT, encode_put(key, value, lease, prev_kv, ignore_value, ignore_lease),
+                decode_put_response, bool(idempotent), check_timeout(timeout))
+
+
 def encode_delete_range_request(key, range_end, bint prev_kv):
     """DeleteRangeRequest: key=1 range_end=2 prev_kv=3."""
     _arg_bytes(key, "key")

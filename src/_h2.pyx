@@ -28,7 +28,7 @@ from cpython.bytes cimport (
 )
 from libc.stdint cimport int64_t, uint32_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
 from asyncio import InvalidStateError as _AsyncInvalidState
 from collections import deque
@@ -605,6 +605,13 @@ cdef class H2Connection:
     cdef HpackDecoder decoder
     cdef dict memo
     cdef unsigned long memo_gen
+    # The last two memoized blocks a response used (typically its headers and trailers),
+    # matched against a frame's bytes before any object is made for them.
+    cdef bytes recent0
+    cdef bytes recent1
+    cdef _Head recent_head0
+    cdef _Head recent_head1
+    cdef unsigned long recent_gen
     cdef dict templates
     cdef dict timeouts
     cdef str authority
@@ -642,6 +649,11 @@ cdef class H2Connection:
         self.decoder = HpackDecoder()
         self.memo = {}
         self.memo_gen = 0
+        self.recent0 = None
+        self.recent1 = None
+        self.recent_head0 = None
+        self.recent_head1 = None
+        self.recent_gen = 0
         self.templates = {}
         self.timeouts = {}
         self.authority = authority
@@ -1336,6 +1348,13 @@ cdef class H2Connection:
             start += 5
         if start + pad > length:
             raise _ConnectionError(E_PROTOCOL, "HEADERS padding exceeds the frame")
+        cdef _Head head
+        if flags & FLAG_END_HEADERS:
+            head = self._recent(p + start, length - start - pad)
+            if head is not None:
+                self.memo_hits += 1
+                self._on_head(sid, head, flags & FLAG_END_STREAM)
+                return
         block = PyBytes_FromStringAndSize(<char*>p + start, length - start - pad)
         if flags & FLAG_END_HEADERS:
             self._on_header_block(sid, block, flags & FLAG_END_STREAM)
@@ -1359,6 +1378,27 @@ cdef class H2Connection:
             self.cont_block = b""
             self._on_header_block(sid, block, self.cont_end_stream)
 
+    cdef _Head _recent(self, const unsigned char* p, Py_ssize_t n):
+        """The digest of a block equal to one of the two recent memoized ones (None if it
+        is neither, or the dynamic table changed since)."""
+        if self.recent_gen != self.decoder.generation or self.recent0 is None:
+            return None
+        if (PyBytes_GET_SIZE(self.recent0) == n
+                and memcmp(PyBytes_AS_STRING(self.recent0), p, n) == 0):
+            return self.recent_head0
+        if (self.recent1 is not None and PyBytes_GET_SIZE(self.recent1) == n
+                and memcmp(PyBytes_AS_STRING(self.recent1), p, n) == 0):
+            return self.recent_head1
+        return None
+
+    cdef void _remember(self, bytes block, _Head head):
+        if self.recent_gen != self.decoder.generation:
+            self.recent0 = self.recent1 = None
+            self.recent_head0 = self.recent_head1 = None
+            self.recent_gen = self.decoder.generation
+        self.recent1, self.recent_head1 = self.recent0, self.recent_head0
+        self.recent0, self.recent_head0 = block, head
+
     cdef _Head _decode_block(self, bytes block):
         cdef _Head head
         if self.decoder.generation != self.memo_gen:
@@ -1367,6 +1407,7 @@ cdef class H2Connection:
         head = self.memo.get(block)
         if head is not None:
             self.memo_hits += 1
+            self._remember(block, head)
             return head
         self.full_decodes += 1
         head = _digest(self.decoder._decode(block))
@@ -1374,12 +1415,16 @@ cdef class H2Connection:
             if len(self.memo) >= MEMO_LIMIT:
                 self.memo.clear()
             self.memo[block] = head
+            self._remember(block, head)
         return head
 
     cdef void _on_header_block(self, uint32_t sid, bytes block,
                                bint end_stream) except *:
         # Decode first, always: every block updates the connection's HPACK state.
-        cdef _Head head = self._decode_block(block)
+        self._on_head(sid, self._decode_block(block), end_stream)
+
+    cdef void _on_head(self, uint32_t sid, _Head head, bint end_stream) except *:
+        """A stream's decoded header block."""
         cdef H2Stream s = self._stream_for(sid, "HEADERS")
         cdef int code
         if s is None:

@@ -177,3 +177,65 @@ def test_decode_get_response(kvs: list[tuple[bytes, bytes, int]]) -> None:
         else:
             assert (first.key, first.value, first.mod_revision) == kvs[0]
             assert first == codec.decode_range_response(message).kvs[0]
+
+
+# ------------------------------------------------------------------ whole calls (plan_*)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    key=keys,
+    revision=revisions,
+    serializable=st.booleans(),
+    timeout=st.one_of(st.none(), st.floats(1e-6, 1e6), st.integers(1, 10**6)),
+)
+def test_plan_get_is_encode_get_in_a_call(
+    key: Any, revision: int, serializable: bool, timeout: float | None
+) -> None:
+    for codec in codecs:
+        call = codec.plan_get(key, revision, serializable, timeout)
+        assert call.method == "/etcdserverpb.KV/Range" == codec.KV_RANGE
+        assert call.request == codec.encode_get(key, revision, serializable)
+        assert call.decode is codec.decode_get_response
+        assert call.repeatable is True
+        assert call.timeout == (None if timeout is None else float(timeout))
+        assert call.timeout is None or type(call.timeout) is float
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=keys, value=values, lease=int64s, flags=st.tuples(*[st.booleans()] * 4))
+def test_plan_put_is_encode_put_in_a_call(
+    key: Any, value: Any, lease: int, flags: tuple[bool, bool, bool, bool]
+) -> None:
+    prev_kv, ignore_value, ignore_lease, idempotent = flags
+    for codec in codecs:
+        call = codec.plan_put(key, value, lease, prev_kv, ignore_value, ignore_lease, 2, idempotent)
+        assert call.method == "/etcdserverpb.KV/Put" == codec.KV_PUT
+        assert call.request == codec.encode_put(
+            key, value, lease, prev_kv, ignore_value, ignore_lease
+        )
+        assert call.decode is codec.decode_put_response
+        assert call.repeatable is idempotent
+        assert call.timeout == 2.0 and type(call.timeout) is float
+
+
+@pytest.mark.parametrize(
+    ("timeout", "message"),
+    [
+        (0, "timeout must be > 0 seconds, not 0"),
+        (-1.5, "timeout must be > 0 seconds, not -1.5"),
+        (float("inf"), "timeout must be > 0 seconds, not inf"),
+        (float("nan"), "timeout must be > 0 seconds, not nan"),
+        (True, "timeout must be a number of seconds or None, not True"),
+        ("1", "timeout must be a number of seconds or None, not '1'"),
+    ],
+)
+def test_bad_timeouts(timeout: Any, message: str) -> None:
+    for codec in codecs:
+        with pytest.raises(InvalidArgumentError) as info:
+            codec.check_timeout(timeout)
+        assert str(info.value) == message
+        with pytest.raises(InvalidArgumentError, match="timeout"):
+            codec.plan_get(b"k", 0, False, timeout)
+        with pytest.raises(InvalidArgumentError, match="timeout"):
+            codec.plan_put(b"k", b"v", 0, False, False, False, timeout, False)
