@@ -605,6 +605,8 @@ cdef class H2Connection:
     cdef HpackDecoder decoder
     cdef dict memo
     cdef unsigned long memo_gen
+    cdef H2Stream last_stream  # the open stream a frame last went to (its next frame
+    # usually goes there too: headers, data, trailers)
     # The last two memoized blocks a response used (typically its headers and trailers),
     # matched against a frame's bytes before any object is made for them.
     cdef bytes recent0
@@ -649,6 +651,7 @@ cdef class H2Connection:
         self.decoder = HpackDecoder()
         self.memo = {}
         self.memo_gen = 0
+        self.last_stream = None
         self.recent0 = None
         self.recent1 = None
         self.recent_head0 = None
@@ -973,6 +976,8 @@ cdef class H2Connection:
 
     cdef void _close_stream(self, H2Stream s):
         s.state = ST_CLOSED
+        if self.last_stream is s:
+            self.last_stream = None
         self.streams.pop(s.id, None)
         s.sendbuf = None
         s.rbuf = None
@@ -1028,6 +1033,7 @@ cdef class H2Connection:
         self.closed = True
         pending = list(self.streams.values()) + list(self.queued)
         self.streams.clear()
+        self.last_stream = None
         self.queued.clear()
         self.blocked.clear()
         for s in pending:
@@ -1054,6 +1060,7 @@ cdef class H2Connection:
         self.error = InternalError(text)
         pending = list(self.streams.values()) + list(self.queued)
         self.streams.clear()
+        self.last_stream = None
         self.queued.clear()
         self.blocked.clear()
         for s in pending:
@@ -1159,10 +1166,14 @@ cdef class H2Connection:
     cdef H2Stream _stream_for(self, uint32_t sid, str what):
         """The open stream ``sid``, or None for a stream closed earlier (frames on it
         are ignored); a stream never opened is a protocol error."""
+        cdef H2Stream last = self.last_stream
+        if last is not None and last.id == sid:
+            return last  # open: _close_stream forgets it
         if sid == 0:
             raise _ConnectionError(E_PROTOCOL, f"{what} on stream 0")
         s = self.streams.get(sid)
         if s is not None:
+            self.last_stream = <H2Stream>s
             return <H2Stream>s
         if (sid & 1) == 0 or sid > self.max_started_id:
             raise _ConnectionError(E_PROTOCOL, f"{what} on idle stream {sid}")
