@@ -52,7 +52,7 @@ State machine (:class:`WatchCore`: the watches multiplexed on one gRPC Watch str
 """
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from fastetcd._codec import KeyValue, ResponseHeader
@@ -133,6 +133,16 @@ def decode_event(data: bytes) -> Event:
 def decode_watch_response(data: bytes) -> WatchResponse:
     """WatchResponse: header=1 watch_id=2 created=3 canceled=4 compact_revision=5
     cancel_reason=6 (string) fragment=7 events=11 (repeated Event)."""
+
+class EventIterator:
+    """The events of the responses ``next_response()`` returns, one by one (responses with
+    no events are skipped); iteration ends when ``next_response`` raises StopIteration. A
+    ``next_response`` that returns anything but a :class:`WatchResponse` raises TypeError.
+    Used by ``Watch.events()``: the per-event step runs in the core."""
+
+    def __init__(self, next_response: Callable[[], WatchResponse]) -> None: ...
+    def __iter__(self) -> EventIterator: ...
+    def __next__(self) -> Event: ...
 
 class _Backoff(Protocol):
     def next_delay(self) -> float: ...
@@ -221,6 +231,10 @@ class WatchCore:
         """A new stream is open: queue the create of every live watch from its resume point."""
     def feed(self, data: bytes) -> None:
         """A response arrived: decode it and :meth:`apply` it (a DecodeError changes nothing)."""
+    def feed_many(self, batch: Iterable[bytes]) -> None:
+        """Responses arrived, in order (e.g. what one read of the stream brought): decode
+        and :meth:`apply` each in turn. A DecodeError is raised after the responses before
+        the bad one have been applied (it and those after it change nothing)."""
     def apply(self, response: WatchResponse, size: int) -> None:
         """Apply a decoded response of ``size`` wire bytes."""
     def on_disconnect(self, error: EtcdError | None) -> float | None:

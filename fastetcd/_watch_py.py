@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from fastetcd._codec_py import (
@@ -65,6 +65,7 @@ __all__ = [
     "encode_watch_progress_request",
     "decode_event",
     "decode_watch_response",
+    "EventIterator",
     "Watcher",
     "WatchCore",
 ]
@@ -336,6 +337,41 @@ def decode_watch_response(data: bytes) -> WatchResponse:
     cancel_reason=6 (string) fragment=7 events=11 (repeated Event)."""
     buf = _as_bytes(data)
     return _watch_response(buf, 0, len(buf))
+
+
+# --------------------------------------------------------------------------- event iteration
+
+
+class EventIterator:
+    """The events of the responses ``next_response()`` returns, one by one (responses with
+    no events are skipped); iteration ends when ``next_response`` raises StopIteration. Used
+    by ``Watch.events()``."""
+
+    __slots__ = ("_next_response", "_events", "_i")
+
+    def __init__(self, next_response: Callable[[], WatchResponse]) -> None:
+        if not callable(next_response):
+            raise TypeError("next_response must be callable")
+        self._next_response = next_response
+        self._events: tuple[Event, ...] = ()
+        self._i = 0
+
+    def __iter__(self) -> EventIterator:
+        return self
+
+    def __next__(self) -> Event:
+        events = self._events
+        i = self._i
+        while i >= len(events):
+            response = self._next_response()
+            if not isinstance(response, WatchResponse):
+                raise TypeError(
+                    f"next_response returned {type(response).__name__}, not WatchResponse"
+                )
+            events = self._events = response.events
+            i = 0
+        self._i = i + 1
+        return events[i]
 
 
 # --------------------------------------------------------------------------- state machine
@@ -637,6 +673,14 @@ class WatchCore:
     def feed(self, data: bytes) -> None:
         """A response arrived: decode it and :meth:`apply` it (a DecodeError changes nothing)."""
         self.apply(decode_watch_response(data), len(data))
+
+    def feed_many(self, batch: Iterable[bytes]) -> None:
+        """Responses arrived, in order (an iterable of messages, e.g. what one read of the
+        stream brought): decode and apply each in turn. A DecodeError is raised after the
+        responses before the bad one have been applied (it and those after it change
+        nothing)."""
+        for data in batch:
+            self.apply(decode_watch_response(data), len(data))
 
     def apply(self, response: WatchResponse, size: int) -> None:
         """Apply a decoded response of ``size`` wire bytes."""

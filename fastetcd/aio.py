@@ -391,7 +391,7 @@ class AsyncClient(ClientBase):
         filters: Iterable[WatchFilter | str] = (),
         progress_notify: bool = False,
         fragment: bool = False,
-        require_leader: bool = False,
+        require_leader: bool | None = None,
     ) -> AsyncWatch:
         return _watch.open_async_watch(
             self,
@@ -418,7 +418,7 @@ class AsyncClient(ClientBase):
         start_revision: int = 0,
         prev_kv: bool = False,
         filters: Iterable[WatchFilter | str] = (),
-        require_leader: bool = False,
+        require_leader: bool | None = None,
         timeout: float | None = None,
     ) -> Event:
         plan, timeout = _watch.watch_once_plan(
@@ -446,7 +446,7 @@ class AsyncClient(ClientBase):
         filters: Iterable[WatchFilter | str] = (),
         progress_notify: bool = False,
         fragment: bool = False,
-        require_leader: bool = False,
+        require_leader: bool | None = None,
         on_error: Callable[[EtcdError], object] | None = None,
     ) -> AsyncWatch:
         plan = _watch.callback_plan(

@@ -354,7 +354,7 @@ class Client(ClientBase):
         filters: Iterable[WatchFilter | str] = (),
         progress_notify: bool = False,
         fragment: bool = False,
-        require_leader: bool = False,
+        require_leader: bool | None = None,
     ) -> Watch:
         return _watch.open_watch(
             self,
@@ -381,7 +381,7 @@ class Client(ClientBase):
         start_revision: int = 0,
         prev_kv: bool = False,
         filters: Iterable[WatchFilter | str] = (),
-        require_leader: bool = False,
+        require_leader: bool | None = None,
         timeout: float | None = None,
     ) -> Event:
         plan, timeout = _watch.watch_once_plan(
@@ -409,7 +409,7 @@ class Client(ClientBase):
         filters: Iterable[WatchFilter | str] = (),
         progress_notify: bool = False,
         fragment: bool = False,
-        require_leader: bool = False,
+        require_leader: bool | None = None,
         on_error: Callable[[EtcdError], object] | None = None,
     ) -> Watch:
         plan = _watch.callback_plan(

@@ -68,6 +68,7 @@ __all__ = [
     "encode_watch_progress_request",
     "decode_event",
     "decode_watch_response",
+    "EventIterator",
     "Watcher",
     "WatchCore",
 ]
@@ -115,7 +116,10 @@ cdef extern from "Python.h":
     void PyType_Modified(PyTypeObject* type)
 
 
-@cython.freelist(1024)
+# A catch-up delivers responses of up to 1,000 events, several per read of the socket,
+# that are all alive until their consumers take them: a freelist of a few responses' worth
+# of events makes most Event allocations and deallocations skip the allocator.
+@cython.freelist(8192)
 @cython.no_gc
 @cython.embedsignature(False)
 cdef class Event:
@@ -466,6 +470,29 @@ cdef inline object _create_int(_Ints ints, int64_t v):
     return ints.create_obj
 
 
+# Small ints (a key's version, a lease of 0) as ready objects: cheaper than converting.
+cdef enum:
+    _N_SMALL = 256
+cdef PyObject* _SMALL[_N_SMALL]
+_SMALL_INTS = tuple(range(_N_SMALL))  # keeps them alive
+
+
+cdef int _init_small() except -1:
+    cdef Py_ssize_t i
+    for i in range(_N_SMALL):
+        _SMALL[i] = <PyObject*>_SMALL_INTS[i]
+    return 0
+
+
+_init_small()
+
+
+cdef inline object _int64_obj(int64_t v):
+    if <uint64_t>v < _N_SMALL:
+        return <object>_SMALL[v]
+    return PyLong_FromLongLong(v)
+
+
 cdef KeyValue _parse_kv(const unsigned char* p, const unsigned char* end, _Ints ints):
     cdef uint64_t tag, v
     cdef Py_ssize_t n = 0
@@ -502,8 +529,8 @@ cdef KeyValue _parse_kv(const unsigned char* p, const unsigned char* end, _Ints 
     kv.value = value
     kv.mod_revision = _mod_int(ints, mod_revision)
     kv.create_revision = _create_int(ints, create_revision)
-    kv.version = version
-    kv.lease = lease
+    kv.version = _int64_obj(version)
+    kv.lease = _int64_obj(lease)
     return kv
 
 
@@ -622,6 +649,43 @@ def decode_watch_response(data):
     """WatchResponse: header=1 watch_id=2 created=3 canceled=4 compact_revision=5
     cancel_reason=6 (string) fragment=7 events=11 (repeated Event)."""
     return _decode(data, <_parser>_parse_response)
+
+
+# -------------------- event iteration
+
+
+@cython.final
+cdef class EventIterator:
+    """EventIterator(next_response)
+--
+
+The events of the responses ``next_response()`` returns, one by one (responses with
+no events are skipped); iteration ends when ``next_response`` raises StopIteration. Used
+by ``Watch.events()``: the per-event step runs here, not in a Python generator."""
+
+    cdef object _next_response
+    cdef tuple _events
+    cdef Py_ssize_t _i
+
+    def __init__(self, next_response):
+        if not callable(next_response):
+            raise TypeError("next_response must be callable")
+        self._next_response = next_response
+        self._events = ()
+        self._i = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cdef tuple events = self._events
+        cdef Py_ssize_t i = self._i
+        while i >= len(events):
+            events = (<WatchResponse?>self._next_response()).events
+            self._events = events
+            i = 0
+        self._i = i + 1
+        return events[i]
 
 
 # -------------------- state machine
@@ -926,6 +990,16 @@ cdef class WatchCore:
         nothing)."""
         cdef WatchResponse response = decode_watch_response(data)
         self._apply(response, len(data))
+
+    def feed_many(self, batch):
+        """Responses arrived, in order (an iterable of messages, e.g. what one read of
+        the stream brought): decode and apply each in turn. A DecodeError is raised after
+        the responses before the bad one have been applied (it and those after it change
+        nothing)."""
+        cdef WatchResponse response
+        for data in batch:
+            response = <WatchResponse>_decode(data, <_parser>_parse_response)
+            self._apply(response, len(data))
 
     def apply(self, WatchResponse response not None, Py_ssize_t size):
         """Apply a decoded response of ``size`` wire bytes."""

@@ -341,6 +341,65 @@ def test_watches_share_one_stream(
     again.cancel()
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_client_require_leader_is_the_watches_default(
+    kind: str,
+    etcd_server: EtcdServer,
+    transport: str,
+    writer: fastetcd.Client,
+    etcd_prefix: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client made with require_leader=True puts a watch opened without the flag on its
+    "has leader" stream; an explicit require_leader=False goes on a plain stream (and an
+    explicit True on the "has leader" one, shared with the default)."""
+    cls = SyncSide if kind == "sync" else AsyncSide
+    s: Side = cls(etcd_server.endpoint, timeout=10, transport=transport, require_leader=True)
+    try:
+        transport_obj = s.client._transport
+        opened: list[Any] = []
+        real = transport_obj.stream
+
+        def counting(method: str, metadata: Any = None) -> Any:
+            opened.append(metadata)
+            return real(method, metadata)
+
+        monkeypatch.setattr(transport_obj, "stream", counting)
+        default = s.watch(etcd_prefix + b"D")
+        default.wait_created()
+        assert opened == [(("hasleader", "true"),)]
+        explicit = s.watch(etcd_prefix + b"E", require_leader=True)
+        plain = s.watch(etcd_prefix + b"P", require_leader=False)
+        explicit.wait_created()
+        plain.wait_created()
+        assert sorted(opened, key=repr) == [(("hasleader", "true"),), None]
+        streams = s.client._watch_streams
+        assert set(streams) == {False, True}
+        assert streams[True]._core.active == 2 and streams[False]._core.active == 1
+        for name in (b"D", b"E", b"P"):
+            writer.put(etcd_prefix + name, name.lower())
+        for w, name in ((default, b"d"), (explicit, b"e"), (plain, b"p")):
+            assert [e.kv.value for e in events_of(w, 1)] == [name]
+        for w in (default, explicit, plain):
+            w.cancel()
+        # watch_once follows the client's flag too.
+        rev = writer.put(etcd_prefix + b"O", b"0").header.revision
+        event = s.call("watch_once", etcd_prefix + b"O", start_revision=rev, timeout=WAIT)
+        assert event.kv.mod_revision == rev
+        assert all(m == (("hasleader", "true"),) for m in opened[2:])
+    finally:
+        s.close()
+    # A client without the flag keeps every watch on a plain stream unless asked.
+    s = cls(etcd_server.endpoint, timeout=10, transport=transport)
+    try:
+        w = s.watch(etcd_prefix + b"N")
+        w.wait_created()
+        assert set(s.client._watch_streams) == {False}
+        w.cancel()
+    finally:
+        s.close()
+
+
 def test_request_progress(side: Side, writer: fastetcd.Client, etcd_prefix: bytes) -> None:
     # b starts in the past, but after anything other tests may have compacted on this server
     start = writer.put(etcd_prefix + b"start", b"1").header.revision
@@ -483,12 +542,17 @@ def test_context_manager_and_iteration(
             assert values == [b"1", b"2"]
             writer.put(key, b"3")
             assert next(w.events()).kv.value == b"3"
-        assert w.done and list(w) == []
+            writer.put(key, b"4")
+            writer.put(key, b"5")
+            events = w.events()
+            assert iter(events) is events
+            assert [next(events).kv.value for _ in range(2)] == [b"4", b"5"]
+        assert w.done and list(w) == [] and list(w.events()) == []
 
     async def body() -> list[bytes]:
         async with fastetcd.AsyncClient(etcd_server.endpoint, timeout=10) as client:
             async with client.watch(key) as w:
-                writer.put(key, b"4")
+                writer.put(key, b"6")
                 got = []
                 async for event in w.events():
                     got.append(event.kv.value)
@@ -496,7 +560,7 @@ def test_context_manager_and_iteration(
             assert w.done
             return got
 
-    assert asyncio.run(body()) == [b"4"]
+    assert asyncio.run(body()) == [b"6"]
 
 
 def test_callbacks(side: Side, writer: fastetcd.Client, etcd_prefix: bytes) -> None:

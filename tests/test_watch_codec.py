@@ -922,6 +922,110 @@ def test_fail_and_decode_error(wc: ModuleType) -> None:
     assert w.done and isinstance(w.error, UnavailableError) and s.core.active == 0
 
 
+def _batch_stream() -> list[bytes]:
+    """A stream's responses for two watches: created ones, events (one repeat), a progress
+    notification, fragments joined by the next response, a cancel for an unknown id."""
+    return [
+        resp(0, revision=4, created=True),
+        resp(1, revision=4, created=True),
+        resp(0, revs=(5, 6)),
+        resp(1, revs=(5,)),
+        resp(0, revs=(6, 7)),  # 6 is a repeat: dropped
+        resp(-1, revision=9),  # progress for the whole stream
+        resp(1, revs=(8,), fragment=True),
+        resp(1, revs=(9,)),
+        resp(7, revs=(3,)),  # unknown watch id: canceled
+    ]
+
+
+def test_feed_many_is_feed_in_turn(wc: ModuleType) -> None:
+    """feed_many applies a batch as feed would, message by message: the same buffers, the
+    same decisions, the same requests, each watcher woken for each response."""
+    messages = _batch_stream()
+    results = []
+    for batches in ([[m] for m in messages], [messages[:3], messages[3:8], messages[8:]]):
+        s = Script(wc)
+        ws = [s.add(b"a"), s.add(b"b")]
+        s.core.on_connect()
+        s.sent()
+        woken: list[int] = []
+        requests: list[Any] = []
+        for batch in batches:
+            s.core.feed_many(batch)
+            woken += [ws.index(w) for w in s.core.take_woken()]
+            requests += s.sent()
+        drained = [s.drain(w) for w in ws]
+        results.append(
+            (
+                woken,
+                requests,
+                [[plain(r) for r in d] for d in drained],
+                [revisions(d) for d in drained],
+                [(w.next_revision, w.fragments, w.watch_id) for w in ws],
+            )
+        )
+    assert results[0] == results[1]
+    woken, requests, _, revs, state = results[1]
+    assert revs == [[5, 6, 7], [5, 8, 9]]
+    assert requests == [("create", b"b", 0), ("cancel", 7)]
+    assert woken == [0, 1, 0, 1, 0, 0, 1, 1]
+    assert state == [(8, 0, 0), (10, 2, 1)]  # stream-wide progress moves no resume point
+    assert s.core.feed_many([]) is None and s.core.take_woken() == []
+
+
+def test_feed_many_decode_error_after_the_responses_before_it(wc: ModuleType) -> None:
+    """A malformed message in a batch: the responses before it are applied, it and those
+    after it are not, and DecodeError is raised (the driver then ends the stream)."""
+    s = Script(wc)
+    w = s.add(b"a")
+    s.core.on_connect()
+    s.feed(resp(0, revision=4, created=True))
+    assert len(s.drain(w)) == 1
+    with pytest.raises(DecodeError):
+        s.core.feed_many([resp(0, revs=(5,)), resp(0, revs=(6,)), b"\x80", resp(0, revs=(7,))])
+    assert revisions(s.drain(w)) == [5, 6]
+    assert w.next_revision == 7 and not w.done
+    with pytest.raises(TypeError):
+        s.core.feed_many([resp(0, revs=(7,)), "not bytes"])
+    assert revisions(s.drain(w)) == [7]
+    with pytest.raises(TypeError):
+        s.core.feed_many(None)
+    s.core.feed_many(iter([memoryview(resp(0, revs=(8,))), bytearray(resp(0, revs=(9,)))]))
+    assert revisions(s.drain(w)) == [8, 9]
+
+
+def test_event_iterator(wc: ModuleType) -> None:
+    """EventIterator flattens the responses a callable returns into their events, skipping
+    responses without events, until the callable raises StopIteration."""
+    responses = [
+        wc.decode_watch_response(data)
+        for data in (
+            resp(0, created=True),
+            resp(0, revs=(5, 6)),
+            resp(0, revision=9),
+            resp(0, revs=(7,)),
+        )
+    ]
+    it = wc.EventIterator(iter(responses).__next__)
+    assert iter(it) is it
+    assert [e.kv.mod_revision for e in it] == [5, 6, 7]
+    assert next(it, None) is None
+    assert list(wc.EventIterator(iter(()).__next__)) == []
+    with pytest.raises(TypeError):
+        wc.EventIterator(None)
+    bad = wc.EventIterator(iter(["not a response"]).__next__)
+    with pytest.raises(TypeError):
+        next(bad)
+
+    def broken() -> Any:
+        raise CompactedError("gone", compact_revision=3)
+
+    mixed = wc.EventIterator(iter([responses[1]]).__next__)
+    assert [e.kv.mod_revision for e in mixed] == [5, 6]
+    with pytest.raises(CompactedError):
+        next(wc.EventIterator(broken))
+
+
 def test_buffer_limit_pauses_reading(wc: ModuleType) -> None:
     s = Script(wc, max_buffered_bytes=2000)
     assert s.core.max_buffered_bytes == 2000
@@ -987,6 +1091,7 @@ def script_steps(draw: st.DrawFn) -> list[tuple[Any, ...]]:
                     "pop",
                     "canceled",
                     "bytes",
+                    "batch",
                 ]
             )
         )
@@ -1012,6 +1117,27 @@ def script_steps(draw: st.DrawFn) -> list[tuple[Any, ...]]:
             steps.append(("canceled", draw(st.integers(0, 4)), draw(st.integers(0, 9))))
         elif kind == "bytes":
             steps.append(("bytes", draw(st.binary(max_size=12))))
+        elif kind == "batch":  # several messages for feed_many, maybe a malformed one
+            batch = []
+            for _ in range(draw(st.integers(0, 4))):
+                first = draw(st.integers(0, 40))
+                batch.append(
+                    draw(
+                        st.sampled_from(
+                            [
+                                resp(draw(st.integers(-1, 4)), revision=50, revs=(first,)),
+                                resp(
+                                    draw(st.integers(0, 4)),
+                                    revision=draw(st.integers(0, 30)),
+                                    created=True,
+                                ),
+                                resp(draw(st.integers(-1, 4)), revision=first),
+                                b"\x80",
+                            ]
+                        )
+                    )
+                )
+            steps.append(("batch", batch))
         else:
             steps.append((kind,))
     return steps
@@ -1048,6 +1174,8 @@ def run_script(wc: ModuleType, steps: list[tuple[Any, ...]]) -> list[Any]:
                 s.core.feed(resp(step[1], canceled=True, compact_revision=step[2]))
             elif kind == "bytes":
                 s.core.feed(step[1])
+            elif kind == "batch":
+                s.core.feed_many(step[1])
             elif watchers:
                 w = watchers[step[1] % len(watchers)]
                 if kind == "cancel":
