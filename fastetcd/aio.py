@@ -115,48 +115,28 @@ class AsyncClient(ClientBase):
             self._start_auto_sync(self._sync_pending)
         if len(call.request) > self._max_send_bytes:
             raise self._too_large(call)
-        timeout = call.timeout
-        if timeout is None:
-            timeout = self._timeout
+        timeout = self._timeout if call.timeout is None else call.timeout
         deadline = None if timeout is None else _monotonic() + timeout
-        # The first attempt, kept short: most calls end here.
-        slot = self._slot
-        slot.calls += 1
-        try:
-            response = await slot.transport.unary(
-                call.method, call.request, timeout, self._metadata
-            )
-        except EtcdError as error:
-            failed = error
-        else:
-            return call.decode(response)
-        finally:
-            slot.calls -= 1
-            if slot.retired:
-                await self._release(slot)
-        return await self._retry(call, failed, deadline)
-
-    async def _retry(self, call: Call[T], error: EtcdError, deadline: float | None) -> T:
-        """After the first attempt of ``call`` failed with ``error``: wait and send it again
-        for as long as the retry core says so."""
-        state = _RetryState(self._retry_policy, call.repeatable, deadline)
+        state = None
         while True:
-            await _sleep(state.on_error(error, _monotonic()))
-            timeout = state.timeout(_monotonic())
             slot = self._slot
             slot.calls += 1
             try:
                 response = await slot.transport.unary(
                     call.method, call.request, timeout, self._metadata
                 )
-            except EtcdError as failed:
-                error = failed
+            except EtcdError as error:
+                if state is None:
+                    state = _RetryState(self._retry_policy, call.repeatable, deadline)
+                delay = state.on_error(error, _monotonic())
             else:
                 return call.decode(response)
             finally:
                 slot.calls -= 1
                 if slot.retired:
                     await self._release(slot)
+            await _sleep(delay)
+            timeout = state.timeout(_monotonic())
 
     @staticmethod
     async def _release(slot: TransportSlot[AsyncTransport]) -> None:

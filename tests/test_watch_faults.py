@@ -276,84 +276,23 @@ def test_resume_point_compacted_during_an_outage(transport: str) -> None:
             asyncio.run(_compacted_async(proxy, writer, key, first, transport))
 
 
-def test_require_leader(transport: str) -> None:
+@pytest.mark.parametrize("flag_on", ["watch", "client"])
+def test_require_leader(transport: str, flag_on: str) -> None:
     """On a member that lost its leader, a require_leader watch ends with NoLeaderError (and a
-    new one is refused), while a plain watch waits and goes on once the leader is back."""
+    new one is refused), while a plain watch waits and goes on once the leader is back.
+    ``flag_on="watch"``: the flag is given to the watch; ``"client"``: the client is made with
+    require_leader=True, its watches opened without the flag follow it, and the plain one is
+    opened with an explicit require_leader=False."""
     args = ["--heartbeat-interval=50", "--election-timeout=500"]
+    by_client = flag_on == "client"
+    client_kw: dict[str, Any] = {"require_leader": True} if by_client else {}
+    leader_kw: dict[str, Any] = {} if by_client else {"require_leader": True}
+    plain_kw: dict[str, Any] = {"require_leader": False} if by_client else {}
     with EtcdCluster(3, args) as cluster:
         survivor = 0
         endpoint = cluster.members[survivor].endpoint
         writer = fastetcd.Client(endpoint, timeout=10)
-        client = fastetcd.Client(endpoint, timeout=10, transport=transport)
-        aclient_box: list[Any] = []
-        loop = asyncio.new_event_loop()
-
-        def run(coro: Any) -> Any:
-            return loop.run_until_complete(asyncio.wait_for(coro, 30))
-
-        async def make() -> Any:
-            aclient_box.append(fastetcd.AsyncClient(endpoint, timeout=10, transport=transport))
-            ac = aclient_box[0]
-            return ac.watch(b"L", require_leader=True), ac.watch(b"P")
-
-        leader_w = client.watch(b"L", require_leader=True)
-        plain_w = client.watch(b"P")
-        aleader_w, aplain_w = run(make())
-        for w in (leader_w, plain_w):
-            w.wait_created(10)
-            assert w.get(10).created
-        for aw in (aleader_w, aplain_w):
-            run(aw.wait_created(10))
-            assert run(aw.get(10)).created
-
-        for i in range(3):
-            if i != survivor:
-                cluster.kill(i)
-        t0 = time.monotonic()
-        with pytest.raises(errors.NoLeaderError):
-            leader_w.get(30)
-        with pytest.raises(errors.NoLeaderError):
-            run(aleader_w.get(30))
-        assert time.monotonic() - t0 < 30
-        with pytest.raises(errors.NoLeaderError):  # refused at creation while leaderless
-            with client.watch(b"L2", require_leader=True):
-                pass
-        with pytest.raises(errors.DeadlineExceededError):  # the plain watch just waits
-            plain_w.get(0.5)
-        with pytest.raises(errors.DeadlineExceededError):
-            run(aplain_w.get(0.5))
-
-        for i in range(3):
-            if i != survivor:
-                cluster.start(i)
-        cluster.wait_for_leader(30)
-        rev = writer.put(b"P", b"back").header.revision
-        got = [e.kv.mod_revision for e in plain_w.get(20).events]
-        while not got:
-            got = [e.kv.mod_revision for e in plain_w.get(20).events]
-        assert got == [rev]
-        agot: list[int] = []
-        while not agot:
-            agot = [e.kv.mod_revision for e in run(aplain_w.get(20)).events]
-        assert agot == [rev]
-        plain_w.cancel()
-        aplain_w.cancel()
-        run(aclient_box[0].close())
-        loop.close()
-        client.close()
-        writer.close()
-
-
-def test_client_require_leader(transport: str) -> None:
-    """A client made with require_leader=True: its watches opened without the flag end with
-    NoLeaderError on a member that lost its leader (and a new one is refused), while a watch
-    opened with an explicit require_leader=False waits and goes on once the leader is back."""
-    args = ["--heartbeat-interval=50", "--election-timeout=500"]
-    with EtcdCluster(3, args) as cluster:
-        survivor = 0
-        endpoint = cluster.members[survivor].endpoint
-        writer = fastetcd.Client(endpoint, timeout=10)
-        client = fastetcd.Client(endpoint, timeout=10, transport=transport, require_leader=True)
+        client = fastetcd.Client(endpoint, timeout=10, transport=transport, **client_kw)
         aclient_box: list[Any] = []
         loop = asyncio.new_event_loop()
 
@@ -362,13 +301,13 @@ def test_client_require_leader(transport: str) -> None:
 
         async def make() -> Any:
             aclient_box.append(
-                fastetcd.AsyncClient(endpoint, timeout=10, transport=transport, require_leader=True)
+                fastetcd.AsyncClient(endpoint, timeout=10, transport=transport, **client_kw)
             )
             ac = aclient_box[0]
-            return ac.watch(b"L"), ac.watch(b"P", require_leader=False)
+            return ac.watch(b"L", **leader_kw), ac.watch(b"P", **plain_kw)
 
-        leader_w = client.watch(b"L")
-        plain_w = client.watch(b"P", require_leader=False)
+        leader_w = client.watch(b"L", **leader_kw)
+        plain_w = client.watch(b"P", **plain_kw)
         aleader_w, aplain_w = run(make())
         for w in (leader_w, plain_w):
             w.wait_created(10)
@@ -387,16 +326,16 @@ def test_client_require_leader(transport: str) -> None:
             run(aleader_w.get(30))
         assert time.monotonic() - t0 < 30
         with pytest.raises(errors.NoLeaderError):  # refused at creation while leaderless
-            with client.watch(b"L2"):
+            with client.watch(b"L2", **leader_kw):
                 pass
 
         async def refused() -> None:
-            async with aclient_box[0].watch(b"L2"):
+            async with aclient_box[0].watch(b"L2", **leader_kw):
                 pass
 
         with pytest.raises(errors.NoLeaderError):
             run(refused())
-        with pytest.raises(errors.DeadlineExceededError):  # the explicit False one waits
+        with pytest.raises(errors.DeadlineExceededError):  # the plain watch just waits
             plain_w.get(0.5)
         with pytest.raises(errors.DeadlineExceededError):
             run(aplain_w.get(0.5))
