@@ -6,7 +6,10 @@ one local etcd started with ``fastetcd.testing``, for
 * raw grpcio (grpc.aio, pre-encoded request bytes, responses not decoded: the floor of any
   client built on grpcio) and raw native (the same through fastetcd's native asyncio
   transport: the transport's own cost, without the client layers above it),
-* aetcd (installed separately; skipped if missing).
+* aetcd (installed separately; skipped if missing),
+* etcd's own Go client, clientv3 (``benchmarks/go_client``: a Go program built by its
+  ``build.sh`` from Debian's Go and etcd 3.4 sources; skipped if not built): what the
+  issue's "a sixth of etcd's Go client" is measured against, on the same machine.
 
 Each row reports client CPU microseconds per operation (``time.process_time`` delta / ops:
 all threads of this process, the etcd server is another process) and operations per second.
@@ -22,6 +25,7 @@ import argparse
 import asyncio
 import json
 import platform
+import subprocess
 import sys
 import threading
 import time
@@ -45,7 +49,16 @@ except ImportError:  # pragma: no cover - reported in the output
 
 VALUE = b"v" * 64
 GET_KEY = b"/bench/get"
-CLIENTS = ["native-async", "native-sync", "raw-native", "grpcio-async", "raw-grpcio", "aetcd"]
+CLIENTS = [
+    "native-async",
+    "native-sync",
+    "raw-native",
+    "grpcio-async",
+    "raw-grpcio",
+    "aetcd",
+    "go-clientv3",
+]
+GO_BENCH = Path(__file__).resolve().parent / "go_client" / "go-bench"
 
 
 def _key(i: int) -> bytes:
@@ -181,6 +194,21 @@ def _native_sync(endpoint: str, op: str, n: int, max_ops: int, s: float):  # typ
         return _run_threads(lambda i: client.get(GET_KEY), n, max_ops, s)
 
 
+_GO_VERSIONS: dict[str, str] = {}
+
+
+def _go_clientv3(
+    endpoint: str, op: str, n: int, max_ops: int, s: float
+) -> tuple[int, float, float]:
+    """The Go program, in its own process: its CPU is its own (getrusage, all threads)."""
+    cmd = [str(GO_BENCH), "--endpoint", endpoint, "--op", op, "--inflight", str(n)]
+    cmd += ["--ops", str(max_ops), "--seconds", str(s)]
+    out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    _GO_VERSIONS["go-clientv3"] = f"{out['client_version']} ({out['go_version']})"
+    ops = out["ops"]
+    return ops, out["wall_s"], out["cpu_us_per_op"] * ops / 1e6
+
+
 def _run_loop(coro_factory: Callable[[], Awaitable[Any]]) -> Any:
     if uvloop is not None:
         return uvloop.run(coro_factory())  # type: ignore[arg-type]
@@ -204,6 +232,10 @@ def run(client: str, endpoint: str, op: str, n: int, max_ops: int, s: float) -> 
         out = _run_loop(lambda: _aetcd(endpoint, op, n, max_ops, s))
     elif client == "native-sync":
         out = _native_sync(endpoint, op, n, max_ops, s)
+    elif client == "go-clientv3":
+        if not GO_BENCH.exists():
+            return None
+        out = _go_clientv3(endpoint, op, n, max_ops, s)
     else:
         raise SystemExit(f"unknown client {client!r}")
     ops, wall, cpu = out
@@ -225,6 +257,7 @@ def versions() -> dict[str, str]:
         info["aetcd"] = getattr(aetcd, "__version__", "installed")
     except ImportError:
         info["aetcd"] = "absent"
+    info.update(_GO_VERSIONS)
     return info
 
 
