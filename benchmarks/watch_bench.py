@@ -1,6 +1,6 @@
 """Watch consumption benchmark: events/s and client CPU µs per event, fastetcd (compiled and
-pure core, blocking and asyncio client, native and grpcio transport) against aetcd and
-python-etcd3, on one etcd, in one run.
+pure core, blocking and asyncio client, native and grpcio transport) against aetcd,
+etcd3aio and python-etcd3, on one etcd, in one run.
 
 Two workloads, each client in a fresh subprocess (so its process CPU time — every thread,
 gRPC's included — is its own; etcd and the writer run in other processes):
@@ -17,7 +17,9 @@ gRPC's included — is its own; etcd and the writer run in other processes):
 Consuming means touching every event's ``kv.mod_revision`` and counting. The asyncio clients
 run on uvloop when it is installed. python-etcd3 (``etcd3``) does not import with protobuf 7's
 upb runtime; it runs with ``PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python`` (pure-Python
-protobuf), which is reported. A decode-only row (no network) is printed too.
+protobuf), which is reported. etcd3aio hands out etcd's raw protobuf ``WatchResponse``
+messages (upb) from one gRPC stream per watch; its row is skipped (``-``) when it is not
+installed. A decode-only row (no network) is printed too.
 
     python3 benchmarks/watch_bench.py [--history 20000] [--watchers 10] [--live 10000]
                                       [--repeat 5] [--clients a,b] [--scenarios 1000,1]
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import platform
@@ -61,6 +64,7 @@ CLIENTS = [
     "fastetcd-pure-sync",
     "fastetcd-pure-async",
     "aetcd",
+    "etcd3aio",
     "etcd3",
     "native-floor",
     "grpcio-floor",
@@ -236,6 +240,52 @@ def child_aetcd(a: argparse.Namespace, meter: Meter) -> None:
     _loop_runner()(body())
 
 
+def child_etcd3aio(a: argparse.Namespace, meter: Meter) -> None:
+    """etcd3aio's public watch: ``client.watch.watch(key, range_end, start_revision)`` is an
+    async generator of raw protobuf ``WatchResponse`` messages (the created response
+    included), each watch on its own gRPC stream of one channel. A prefix watch is
+    ``range_end=prefix_range_end(prefix)`` (etcd3aio's helper). The stream opens on the first
+    ``__anext__``; there is no wait-for-created call, so in the live scenario the first
+    response (``created``, no events) is awaited before READY."""
+    import etcd3aio
+
+    per = a.expected // a.watchers
+
+    async def body() -> None:
+        async with etcd3aio.Etcd3Client([a.endpoint]) as client:
+            assert client.watch is not None
+            range_end = etcd3aio.prefix_range_end(a.prefix)
+            meter.start()
+            watches: list[Any] = [  # async generators (typed as AsyncIterator)
+                client.watch.watch(a.prefix, range_end=range_end, start_revision=a.start)
+                for _ in range(a.watchers)
+            ]
+            if a.scenario == "1":
+                for w in watches:
+                    response = await w.__anext__()
+                    assert response.created and not response.events, "expected created"
+                    meter.add(0, 1, 0)
+                _ready()
+
+            async def consume(w: Any) -> None:
+                n = 0
+                async for response in w:
+                    events = response.events
+                    last = 0
+                    for event in events:
+                        last = event.kv.mod_revision
+                    n += len(events)
+                    meter.add(len(events), 1, last)
+                    if n >= per:
+                        return
+
+            await asyncio.gather(*(consume(w) for w in watches))
+            for w in watches:
+                await w.aclose()  # cancels its gRPC stream
+
+    _loop_runner()(body())
+
+
 def child_etcd3(a: argparse.Namespace, meter: Meter) -> None:
     import etcd3
 
@@ -318,6 +368,8 @@ def run_child(a: argparse.Namespace) -> None:
         (child_fastetcd_async if a.client.endswith("-async") else child_fastetcd_sync)(a, meter)
     elif a.client == "aetcd":
         child_aetcd(a, meter)
+    elif a.client == "etcd3aio":
+        child_etcd3aio(a, meter)
     elif a.client == "etcd3":
         child_etcd3(a, meter)
     elif a.client.endswith("-floor"):
@@ -479,7 +531,8 @@ def versions(endpoint: str) -> dict[str, str]:
     from fastetcd.testing import etcd_version, find_etcd_binary
 
     info = {"python": platform.python_version(), "machine": platform.machine()}
-    for dist in ("fastetcd", "grpcio", "protobuf", "aetcd", "etcd3", "uvloop", "Cython"):
+    dists = ("fastetcd", "grpcio", "protobuf", "aetcd", "etcd3aio", "etcd3", "uvloop", "Cython")
+    for dist in dists:
         try:
             info[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -531,6 +584,10 @@ def main() -> int:
     unknown = [c for c in clients if c not in CLIENTS]
     if unknown:
         parser.error(f"unknown clients {', '.join(unknown)} (known: {', '.join(CLIENTS)})")
+    run_clients = list(clients)
+    if "etcd3aio" in clients and importlib.util.find_spec("etcd3aio") is None:
+        print("etcd3aio is not installed: its row is skipped", file=sys.stderr)
+        run_clients.remove("etcd3aio")  # its row prints as "-"
     server = None
     endpoint = a.endpoint
     if endpoint is None:
@@ -550,8 +607,8 @@ def main() -> int:
         # repetition in a rotated client order, so that load changes hit every client.
         for scenario in [x for x in ("1000", "1") if x in scenarios]:
             for rep in range(a.repeat):
-                shift = rep % len(clients)
-                for client in clients[shift:] + clients[:shift]:
+                shift = rep % max(len(run_clients), 1)
+                for client in run_clients[shift:] + run_clients[:shift]:
                     if scenario == "1000":
                         r = bench_catchup(endpoint, client, prefix, revs[0], a.history, a.watchers)
                     else:
@@ -581,7 +638,8 @@ def print_table(results: dict[str, Any]) -> None:
     v, args = results["versions"], results["args"]
     print(
         f"etcd {v['etcd']}, Python {v['python']}, grpcio {v['grpcio']}, protobuf "
-        f"{v['protobuf']}, aetcd {v['aetcd']}, etcd3 {v['etcd3']}, uvloop {v['uvloop']}, "
+        f"{v['protobuf']}, aetcd {v['aetcd']}, etcd3aio {v.get('etcd3aio', '-')}, "
+        f"etcd3 {v['etcd3']}, uvloop {v['uvloop']}, "
         f"{v['cpus']} CPUs"
     )
     print(
