@@ -50,7 +50,6 @@ __all__ = [
     "available",
 ]
 
-_READ_SIZE = 262144
 _DEADLINE_MESSAGE = "Deadline Exceeded"
 
 
@@ -183,8 +182,9 @@ def _bad_metadata(exc: ValueError) -> InvalidArgumentError:
 # ============================================================================ asyncio
 
 
-class _AsyncConnection(asyncio.Protocol):
-    """One HTTP/2 connection on an event loop."""
+class _AsyncConnection(asyncio.BufferedProtocol):
+    """One HTTP/2 connection on an event loop. Reads go straight into the core's read
+    buffer (``get_buffer``/``buffer_updated``): no bytes object per read."""
 
     def __init__(
         self,
@@ -226,9 +226,12 @@ class _AsyncConnection(asyncio.Protocol):
         if config.keepalive_time is not None:
             self._keepalive = self.loop.call_later(config.keepalive_time, self._ping)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.core.get_buffer(sizehint)  # type: ignore[no-any-return]
+
+    def buffer_updated(self, nbytes: int) -> None:
         core = self.core
-        core.receive(data)
+        core.buffer_updated(nbytes)
         if core.has_output:
             self.schedule_flush()
         if self.settled is not None and core.settings_received:
@@ -982,29 +985,30 @@ class _SyncConnection:
             self._process(data, error)
             self._hand_off()
 
-    def _recv(self, timeout: float | None) -> tuple[bytes | None, str]:
-        """One ``recv`` (as the reading thread): the bytes (None when ``timeout`` passed,
-        empty at the end of the connection) and what went wrong, if anything."""
+    def _recv(self, timeout: float | None) -> tuple[int | None, str]:
+        """One ``recv_into`` the core's read buffer (as the reading thread): how many bytes
+        came (None when ``timeout`` passed, 0 at the end of the connection) and what went
+        wrong, if anything. Only the reading thread touches that buffer."""
         try:
             if timeout != self._timeout:
                 self.sock.settimeout(timeout)
                 self._timeout = timeout
-            return self.sock.recv(_READ_SIZE), ""
+            return self.sock.recv_into(self.core.get_buffer(-1)), ""
         except socket.timeout:
             return None, ""
         except OSError as exc:
-            return b"", f": {exc}"
+            return 0, f": {exc}"
 
-    def _process(self, data: bytes | None, error: str) -> None:
-        """Feed what ``_recv`` returned to the core (lock held, not reading)."""
+    def _process(self, nbytes: int | None, error: str) -> None:
+        """Give what ``_recv`` read to the core (lock held, not reading)."""
         if self.dead:
             self.sock.close()
-        elif data:
+        elif nbytes:
             if self.keepalive:
                 self.last_read = _monotonic()
-            self.core.receive(data)
+            self.core.buffer_updated(nbytes)
             self._after_receive()
-        elif data is not None:
+        elif nbytes is not None:
             self._lost(f"connection to {self.endpoint.address} lost{error}")
 
     def _hand_off(self) -> None:

@@ -28,7 +28,7 @@ from cpython.bytes cimport (
 )
 from libc.stdint cimport int64_t, uint32_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memmove
 
 from asyncio import InvalidStateError as _AsyncInvalidState
 from collections import deque
@@ -105,6 +105,11 @@ cdef enum:
     OUR_CONN_WINDOW = 1073741824
     # Largest header block (and decoded header list) accepted from the server.
     MAX_HEADER_LIST = 1048576
+    # The read buffer of get_buffer()/buffer_updated(): a read goes into its free end,
+    # which is made at least READ_MIN_FREE bytes by moving the one incomplete frame that
+    # may be left (at most 9 + OUR_MAX_FRAME bytes) to the front.
+    READ_BUFFER = 65536
+    READ_MIN_FREE = 32768
     HPACK_TABLE_SIZE = 4096
     MEMO_LIMIT = 512
     # stream states
@@ -587,6 +592,9 @@ cdef class H2Connection:
 
     cdef bytearray out
     cdef bytes inbuf
+    cdef bytearray rbuf  # get_buffer()'s read buffer (None until first used)
+    cdef object rview  # a memoryview of it
+    cdef Py_ssize_t rstart, rend  # its bytes not parsed yet: rbuf[rstart:rend]
     cdef dict streams
     cdef object queued
     cdef list blocked
@@ -635,6 +643,9 @@ cdef class H2Connection:
                  Py_ssize_t max_recv_bytes=2**31 - 1):
         self.out = bytearray()
         self.inbuf = b""
+        self.rbuf = None
+        self.rview = None
+        self.rstart = self.rend = 0
         self.streams = {}
         self.queued = deque()
         self.blocked = []
@@ -1084,18 +1095,62 @@ cdef class H2Connection:
                     data = self.inbuf + <bytes>data
                     self.inbuf = b""
                     start = 0
-            consumed = self._parse(<bytes>data, start)
-        except _ConnectionError as exc:
-            self._connection_error(exc.h2_code, str(exc))
-            return
-        except MemoryError:
-            self._connection_error(E_INTERNAL, "out of memory")
-            return
-        except Exception as exc:  # a bug must not take the caller down with it
-            self._connection_error(E_INTERNAL, f"{type(exc).__name__}: {exc}")
+            consumed = self._parse(
+                <const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), start
+            )
+        except Exception as exc:
+            self._parse_failed(exc)
             return
         if consumed < len(data):
             self.inbuf = (<bytes>data)[consumed:]
+
+    def get_buffer(self, Py_ssize_t sizehint=-1):
+        """A writable view for the next read to fill (asyncio's ``BufferedProtocol``):
+        the free end of the connection's read buffer, so a read makes no new object but
+        this view. Follow each read with :meth:`buffer_updated`. Do not mix with
+        :meth:`receive` on one connection."""
+        cdef Py_ssize_t left
+        cdef char* buf
+        if self.rbuf is None:
+            self.rbuf = bytearray(READ_BUFFER)
+            self.rview = memoryview(self.rbuf)
+        if self.rstart == self.rend:
+            self.rstart = self.rend = 0
+        elif READ_BUFFER - self.rend < READ_MIN_FREE:
+            # the incomplete frame left moves to the front (whole frames were parsed)
+            left = self.rend - self.rstart
+            buf = PyByteArray_AS_STRING(self.rbuf)
+            memmove(buf, buf + self.rstart, left)
+            self.rstart = 0
+            self.rend = left
+        return self.rview[self.rend:]
+
+    def buffer_updated(self, Py_ssize_t nbytes):
+        """Process the ``nbytes`` a read put into :meth:`get_buffer`'s view. Never
+        raises, like :meth:`receive`."""
+        if nbytes < 0 or self.rbuf is None or nbytes > READ_BUFFER - self.rend:
+            raise ValueError("buffer_updated() without a matching get_buffer()")
+        self.rend += nbytes
+        if self.closed:
+            self.rstart = self.rend = 0
+            return
+        try:
+            self.rstart = self._parse(
+                <const unsigned char*>PyByteArray_AS_STRING(self.rbuf), self.rend,
+                self.rstart
+            )
+        except Exception as exc:
+            self._parse_failed(exc)
+            self.rstart = self.rend = 0
+
+    cdef void _parse_failed(self, object exc):
+        """Close the connection for what parsing raised."""
+        if isinstance(exc, _ConnectionError):
+            self._connection_error(exc.h2_code, str(exc))
+        elif isinstance(exc, MemoryError):
+            self._connection_error(E_INTERNAL, "out of memory")
+        else:  # a bug must not take the caller down with it
+            self._connection_error(E_INTERNAL, f"{type(exc).__name__}: {exc}")
 
     cdef Py_ssize_t _complete_frame(self, bytes data) except -2:
         """Parse the frame the previous read ended inside (``inbuf``), completed from
@@ -1111,14 +1166,17 @@ cdef class H2Connection:
         if need > PyBytes_GET_SIZE(data):
             return -1
         self.inbuf = b""
-        self._parse(head + data[:need], 0)
+        cdef bytes frame = head + data[:need]
+        self._parse(
+            <const unsigned char*>PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame), 0
+        )
         return need
 
-    cdef Py_ssize_t _parse(self, bytes data, Py_ssize_t pos) except -1:
-        """Process the whole frames of ``data`` from ``pos``; return where the first
-        incomplete one starts."""
-        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(data), length
+    cdef Py_ssize_t _parse(self, const unsigned char* p, Py_ssize_t n,
+                           Py_ssize_t pos) except -1:
+        """Process the whole frames of the ``n`` bytes at ``p`` from ``pos``; return
+        where the first incomplete one starts."""
+        cdef Py_ssize_t length
         cdef int ftype, flags
         cdef uint32_t sid
         while n - pos >= 9 and not self.closed:

@@ -191,7 +191,12 @@ def grpc(message: bytes) -> bytes:
 class Pair:
     """Our core (client) wired in memory to h2's server side."""
 
-    def __init__(self, server_settings: dict[int, int] | None = None) -> None:
+    def __init__(
+        self, server_settings: dict[int, int] | None = None, read_size: int | None = None
+    ) -> None:
+        #: None: the server's bytes go to ``receive``; else to ``get_buffer`` /
+        #: ``buffer_updated`` in reads of at most ``read_size`` bytes
+        self.read_size = read_size
         self.core = _h2.H2Connection("example:2379", max_recv_bytes=1 << 26)
         self.core.initiate()
         config = h2.config.H2Configuration(client_side=False, header_encoding=None)
@@ -220,11 +225,26 @@ class Pair:
             back = self.srv.data_to_send()
             if back:
                 moved = True
-                self.core.receive(back)
+                if self.read_size is None:
+                    self.core.receive(back)
+                else:
+                    self.read(back)
             if not moved:
                 break
         self.events += new
         return new
+
+    def read(self, data: bytes) -> None:
+        """What an event loop does for a ``BufferedProtocol``: reads into the view
+        ``get_buffer`` gives, each followed by ``buffer_updated``."""
+        assert self.read_size is not None
+        view = memoryview(data)
+        while view:
+            buf = self.core.get_buffer(-1)
+            n = min(len(buf), len(view), self.read_size)
+            buf[:n] = view[:n]
+            self.core.buffer_updated(n)
+            view = view[n:]
 
     def respond(self, sid: int, messages: list[bytes], trailers: list[Any] | None = None) -> None:
         self.srv.send_headers(sid, [(b":status", b"200"), (b"content-type", b"application/grpc")])
@@ -350,6 +370,37 @@ def test_streaming_messages_split_anywhere(chunk: int) -> None:
     pair.srv.send_headers(sid, [(b"grpc-status", b"0")], end_stream=True)
     pair.pump()
     assert handle.done and handle.error is None
+
+
+@pytest.mark.parametrize("read_size", [1, 9, 10, 4096, 16393, 65536, 1 << 20])
+def test_buffered_reads_carry_frames_across_the_read_buffer(read_size: int) -> None:
+    """Reads into ``get_buffer``'s view (asyncio's BufferedProtocol) of any size: several
+    times the 256 KiB read buffer arrives whole and in order, frames and messages cut
+    across reads and across the buffer's moves of its incomplete frame to the front."""
+    pair = Pair(read_size=read_size)
+    handle = _open_streaming(pair)
+    sid = handle.stream.id
+    messages = [bytes([i % 251]) * (1000 + 37 * i) for i in range(300)] + [b""]
+    body = b"".join(grpc(m) for m in messages)
+    for i in range(0, len(body), 16384):
+        pair.srv.send_data(sid, body[i : i + 16384])
+        if i // 16384 % 23 == 22:  # many frames per batch of the server's bytes
+            pair.pump()
+    pair.pump()
+    pair.srv.send_headers(sid, [(b"grpc-status", b"0")], end_stream=True)
+    pair.pump()
+    assert len(body) > 4 * 262144
+    assert handle.messages == messages
+    assert handle.done and handle.error is None and not pair.core.closed
+
+
+def test_buffer_updated_without_get_buffer_is_refused() -> None:
+    core = _h2.H2Connection("example:2379")
+    with pytest.raises(ValueError):
+        core.buffer_updated(1)
+    view = core.get_buffer(-1)
+    with pytest.raises(ValueError):
+        core.buffer_updated(len(view) + 1)
 
 
 def test_streaming_message_larger_than_the_stream_window() -> None:

@@ -2,7 +2,9 @@
 
 Invariants: ``HpackDecoder.decode`` returns a header list or raises ``InternalError``;
 ``H2Connection.receive`` never raises, never delivers a call's outcome twice, delivers only
-``bytes`` or ``fastetcd.errors`` errors, and a closed connection carries an ``EtcdError``.
+``bytes`` or ``fastetcd.errors`` errors, and a closed connection carries an ``EtcdError``;
+reading the same bytes through ``get_buffer``/``buffer_updated`` (asyncio's
+``BufferedProtocol``) ends exactly the same.
 Hypothesis costs milliseconds per example, so each example also drives a batch of inputs
 derived from it with a seeded RNG (random mutations of the drawn input): a failure is still
 reproduced by the example, and the run feeds over 10^5 inputs in under a minute
@@ -188,7 +190,22 @@ def _transcript() -> bytes:
 TRANSCRIPT = _transcript()
 
 
-def _feed(chunks: list[bytes]) -> None:
+def _read_into(core: Any, chunk: bytes) -> None:
+    """What an event loop does for a ``BufferedProtocol``: reads into ``get_buffer()``'s
+    view, each followed by ``buffer_updated``."""
+    view = memoryview(chunk)
+    while view:
+        buf = core.get_buffer(-1)
+        n = min(len(buf), len(view))
+        assert n > 0
+        buf[:n] = view[:n]
+        core.buffer_updated(n)
+        view = view[n:]
+
+
+def _run(chunks: list[bytes], buffered: bool) -> list[Any]:
+    """Feed ``chunks`` to a core with calls open; check the invariants; return what every
+    call and the connection ended with (for comparing two ways of reading)."""
     core = _h2.H2Connection("h:1", max_recv_bytes=1 << 20)
     core.initiate()
     handles = [Handle() for _ in range(4)]
@@ -196,9 +213,15 @@ def _feed(chunks: list[bytes]) -> None:
         core.start(handle, "/a.B/C", b"req%d" % i, 1.0)
     core.start(handles[3], "/a.B/S", None, None, unary=False)
     core.data_to_send()
+    sent = []
     for chunk in chunks:
-        core.receive(chunk)
-        assert isinstance(core.data_to_send(), bytes)
+        if buffered:
+            _read_into(core, chunk)
+        else:
+            core.receive(chunk)
+        out = core.data_to_send()
+        assert isinstance(out, bytes)
+        sent.append(out)
     if core.closed:
         assert isinstance(core.error, errors.EtcdError)
     for i, handle in enumerate(handles):
@@ -210,8 +233,20 @@ def _feed(chunks: list[bytes]) -> None:
                 assert isinstance(outcome, bytes)
             else:
                 assert outcome is None
+    seen = [([repr(o) for o in h.outcomes], h.messages) for h in handles] + [
+        core.closed,
+        repr(core.error),
+        sent,
+    ]
     core.fail_all("the end")
     assert all(len(h.outcomes) == 1 for h in handles)
+    return seen
+
+
+def _feed(chunks: list[bytes]) -> None:
+    """``chunks`` through ``receive()``, and the same reads through ``get_buffer()`` /
+    ``buffer_updated()``: the two ways of reading end the same."""
+    assert _run(chunks, buffered=True) == _run(chunks, buffered=False)
 
 
 def _split(data: bytes, cuts: list[int]) -> list[bytes]:
