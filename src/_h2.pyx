@@ -108,8 +108,8 @@ cdef enum:
     # The read buffer of get_buffer()/buffer_updated(): a read goes into its free end,
     # which is made at least READ_MIN_FREE bytes by moving the one incomplete frame that
     # may be left (at most 9 + OUR_MAX_FRAME bytes) to the front.
-    READ_BUFFER = 65536
-    READ_MIN_FREE = 32768
+    READ_BUFFER = 262144
+    READ_MIN_FREE = 65536
     HPACK_TABLE_SIZE = 4096
     MEMO_LIMIT = 512
     # stream states
