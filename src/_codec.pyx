@@ -1170,6 +1170,34 @@ cdef RangeResult _parse_range(const unsigned char* p, const unsigned char* end):
     return r
 
 
+cdef object _parse_get(const unsigned char* p, const unsigned char* end):
+    """A RangeResponse read for a get: its first key-value (None without one). Every
+    field is checked as :func:`_parse_range` checks it, but only that key-value becomes an
+    object (a get's result has no header, count or list)."""
+    cdef uint64_t tag, v
+    cdef Py_ssize_t n
+    cdef uint64_t header[4]
+    cdef object first = None
+    cdef KeyValue kv
+    while p < end:
+        _read_varint(&p, end, &tag)
+        if tag == 0x12:
+            _read_len(&p, end, &n)
+            kv = _parse_kv(p, p + n)
+            if first is None:
+                first = kv
+            p += n
+        elif tag == 0x0A:
+            _read_len(&p, end, &n)
+            _read_header(p, p + n, header)
+            p += n
+        elif tag == 0x18 or tag == 0x20:
+            _read_varint(&p, end, &v)
+        else:
+            _skip_field(&p, end, tag, 4)
+    return first
+
+
 cdef PutResult _parse_put(const unsigned char* p, const unsigned char* end):
     cdef uint64_t tag
     cdef Py_ssize_t n
@@ -1329,8 +1357,7 @@ def decode_range_response(data):
 def decode_get_response(data):
     """A RangeResponse's first key-value, or None when it has none (the result of a
     get)."""
-    cdef RangeResult result = _decode(data, <_parser>_parse_range)
-    return result.kvs[0] if result.kvs else None
+    return _decode(data, _parse_get)
 
 
 def decode_put_response(data):

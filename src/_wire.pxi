@@ -173,29 +173,37 @@ cdef inline bytes _bytes_at(const unsigned char* p, Py_ssize_t n):
 # -------------------- shared message parsers
 
 
-cdef ResponseHeader _parse_header(const unsigned char* p, const unsigned char* end):
-    cdef uint64_t tag, v
-    cdef uint64_t cluster_id = 0, member_id = 0, raft_term = 0
-    cdef int64_t revision = 0
-    cdef ResponseHeader h
+cdef int _read_header(
+    const unsigned char* p, const unsigned char* end, uint64_t* fields
+) except -1:
+    """Read a ResponseHeader's fields into ``fields`` (cluster_id, member_id, revision,
+    raft_term), checking its bytes; no object is made."""
+    cdef uint64_t tag
+    fields[0] = fields[1] = fields[2] = fields[3] = 0
     while p < end:
         _read_varint(&p, end, &tag)
         if tag == 0x08:
-            _read_varint(&p, end, &cluster_id)
+            _read_varint(&p, end, &fields[0])
         elif tag == 0x10:
-            _read_varint(&p, end, &member_id)
+            _read_varint(&p, end, &fields[1])
         elif tag == 0x18:
-            _read_varint(&p, end, &v)
-            revision = <int64_t>v
+            _read_varint(&p, end, &fields[2])
         elif tag == 0x20:
-            _read_varint(&p, end, &raft_term)
+            _read_varint(&p, end, &fields[3])
         else:
             _skip_field(&p, end, tag, 4)
+    return 0
+
+
+cdef ResponseHeader _parse_header(const unsigned char* p, const unsigned char* end):
+    cdef uint64_t fields[4]
+    cdef ResponseHeader h
+    _read_header(p, end, fields)
     h = ResponseHeader.__new__(ResponseHeader)
-    h.cluster_id = cluster_id
-    h.member_id = member_id
-    h.revision = revision
-    h.raft_term = raft_term
+    h.cluster_id = fields[0]
+    h.member_id = fields[1]
+    h.revision = <int64_t>fields[2]
+    h.raft_term = fields[3]
     return h
 
 
