@@ -145,12 +145,7 @@ def child_fastetcd_sync(a: argparse.Namespace, meter: Meter) -> None:
         def consume(w: Any) -> None:
             n = 0
             for response in w:
-                events = response.events
-                last = 0
-                for event in events:
-                    last = event.kv.mod_revision
-                n += len(events)
-                meter.add(len(events), 1, last)
+                n += _take(response, meter)
                 if n >= per:
                     return
 
@@ -162,6 +157,25 @@ def child_fastetcd_sync(a: argparse.Namespace, meter: Meter) -> None:
             w.cancel()
         for t in threads:
             t.join()
+
+
+def _take(response: Any, meter: Meter) -> int:
+    """Consume one response: touch every event's ``kv.mod_revision``, count; its events."""
+    events = response.events
+    last = 0
+    for event in events:
+        last = event.kv.mod_revision
+    meter.add(len(events), 1, last)
+    return len(events)
+
+
+async def _consume_responses(w: Any, per: int, meter: Meter) -> None:
+    """Take ``w``'s responses (an async iterator) until ``per`` events have come."""
+    n = 0
+    async for response in w:
+        n += _take(response, meter)
+        if n >= per:
+            return
 
 
 def child_fastetcd_async(a: argparse.Namespace, meter: Meter) -> None:
@@ -182,19 +196,7 @@ def child_fastetcd_async(a: argparse.Namespace, meter: Meter) -> None:
             if a.scenario == "1":
                 _ready()
 
-            async def consume(w: Any) -> None:
-                n = 0
-                async for response in w:
-                    events = response.events
-                    last = 0
-                    for event in events:
-                        last = event.kv.mod_revision
-                    n += len(events)
-                    meter.add(len(events), 1, last)
-                    if n >= per:
-                        return
-
-            await asyncio.gather(*(consume(w) for w in watches))
+            await asyncio.gather(*(_consume_responses(w, per, meter) for w in watches))
             for w in watches:
                 w.cancel()
 
@@ -267,19 +269,7 @@ def child_etcd3aio(a: argparse.Namespace, meter: Meter) -> None:
                     meter.add(0, 1, 0)
                 _ready()
 
-            async def consume(w: Any) -> None:
-                n = 0
-                async for response in w:
-                    events = response.events
-                    last = 0
-                    for event in events:
-                        last = event.kv.mod_revision
-                    n += len(events)
-                    meter.add(len(events), 1, last)
-                    if n >= per:
-                        return
-
-            await asyncio.gather(*(consume(w) for w in watches))
+            await asyncio.gather(*(_consume_responses(w, per, meter) for w in watches))
             for w in watches:
                 await w.aclose()  # cancels its gRPC stream
 
