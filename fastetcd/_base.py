@@ -131,6 +131,8 @@ class ClientBase:
                 f"unknown transport {transport!r} (available: {', '.join(TRANSPORTS)})"
             )
         self._retry_policy = _check_policy(backoff, max_retries)
+        #: every call (and a watch that does not say otherwise) requires a leader
+        self._require_leader = bool(require_leader)
         self._metadata = REQUIRE_LEADER_METADATA if require_leader else None
         self._auto_sync_interval = auto_sync_interval
         self._transport_name = transport

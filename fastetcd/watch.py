@@ -768,9 +768,9 @@ _STREAMS_LOCK = threading.Lock()
 
 def _requires_leader(client: Client | AsyncClient, plan: WatchPlan) -> bool:
     """Whether the watch goes on the ``require_leader`` stream: its own flag, else the
-    client's (``Client(require_leader=True)`` sends "hasleader" metadata on every call)."""
+    client's."""
     if plan.require_leader is None:
-        return client._metadata is not None
+        return client._require_leader
     return plan.require_leader
 
 
