@@ -7,6 +7,16 @@ import importlib
 import os
 from types import ModuleType
 
+# Imported here, at startup, although only some test files use it. Otherwise a run of only
+# the files that talk to etcd (CI's etcd 3.4 step) first imports hypothesis at the very end,
+# from its plugin's terminal summary, and pytest's assertion rewriter ast.parse()s some 70 of
+# its modules there. On CPython 3.11 (seen on 3.11.7) an ast.parse() during which the garbage
+# collector runs a finalizer that itself ast.parse()s — for instance by importing a module
+# pytest rewrites — fails with "SystemError: AST constructor recursion depth mismatch" (the
+# depth counter is shared; CPython gh-106905). At the end of a session there is plenty of
+# garbage with finalizers; at startup there is none. This crashed one CI run after all of
+# its tests had passed.
+import hypothesis  # noqa: F401
 import pytest
 
 
