@@ -95,9 +95,9 @@ def _compare(rng: random.Random) -> Any:
     )()
     operand: Any = _value(rng)[:4] if isinstance(target, Value) else rng.randrange(0, 30)
     op = rng.choice(["==", "!=", "<", ">"])
-    return {"==": target.__eq__, "!=": target.__ne__, "<": target.__lt__, ">": target.__gt__}[
-        op
-    ](operand)
+    return {"==": target.__eq__, "!=": target.__ne__, "<": target.__lt__, ">": target.__gt__}[op](
+        operand
+    )
 
 
 def _txn_op(rng: random.Random, depth: int) -> Any:
@@ -138,9 +138,7 @@ def operations(seed: int, count: int) -> list[tuple[str, tuple[Any, ...], dict[s
             end = rng.choice([None, b"\x00", _key(rng)])
             ops.append(("range", (_key(rng), end), _range_opts(rng, revision)))
         elif roll < 0.80:
-            ops.append(
-                ("delete", (_key(rng),), {"prefix": rng.random() < 0.3, "prev_kv": True})
-            )
+            ops.append(("delete", (_key(rng),), {"prefix": rng.random() < 0.3, "prev_kv": True}))
             revision += 1
         elif roll < 0.995:
             compare = [_compare(rng) for _ in range(rng.randrange(0, 3))]

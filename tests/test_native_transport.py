@@ -115,9 +115,7 @@ class PeerConnection:
                 self.server.stream_handler(self.server, self, event.stream_id, event.data)
         elif isinstance(event, h2.events.StreamEnded):
             sid = event.stream_id
-            self.server.handler(
-                self.server, self, sid, self.headers[sid], bytes(self.bodies[sid])
-            )
+            self.server.handler(self.server, self, sid, self.headers[sid], bytes(self.bodies[sid]))
         elif isinstance(event, h2.events.StreamReset):
             self.open_streams.discard(event.stream_id)
             self.pending.pop(event.stream_id, None)
@@ -340,8 +338,12 @@ def test_unary_echo_and_request_headers(kind: str) -> None:
     ("status", "message", "cls", "details"),
     [
         (9, "etcdserver: not leader", errors.NotLeaderError, "etcdserver: not leader"),
-        (11, "etcdserver: mvcc: required revision has been compacted", errors.CompactedError,
-         "etcdserver: mvcc: required revision has been compacted"),
+        (
+            11,
+            "etcdserver: mvcc: required revision has been compacted",
+            errors.CompactedError,
+            "etcdserver: mvcc: required revision has been compacted",
+        ),
         (14, "caf%C3%A9 100%25 %zz", errors.UnavailableError, "café 100% %zz"),
         (3, "", errors.InvalidRequestError, ""),
         (99, "odd", errors.UnknownError, "odd"),
@@ -467,8 +469,12 @@ def test_goaway_lets_lower_streams_finish_fails_higher_then_reconnects(kind: str
 
 @pytest.mark.parametrize(
     ("code", "cls", "sent"),
-    [(7, errors.UnavailableError, False), (8, errors.CancelledError, None),
-     (2, errors.InternalError, None), (11, errors.ResourceExhaustedError, None)],
+    [
+        (7, errors.UnavailableError, False),
+        (8, errors.CancelledError, None),
+        (2, errors.InternalError, None),
+        (11, errors.ResourceExhaustedError, None),
+    ],
 )
 def test_rst_stream_from_server(kind: str, code: int, cls: type, sent: bool | None) -> None:
     def handler(server: PeerServer, conn: PeerConnection, sid: int, h: Any, body: bytes) -> None:
