@@ -12,10 +12,11 @@ from types import ModuleType
 # from its plugin's terminal summary, and pytest's assertion rewriter ast.parse()s some 70 of
 # its modules there. On CPython 3.11 (seen on 3.11.7) an ast.parse() during which the garbage
 # collector runs a finalizer that itself ast.parse()s — for instance by importing a module
-# pytest rewrites — fails with "SystemError: AST constructor recursion depth mismatch" (the
-# depth counter is shared; CPython gh-106905). At the end of a session there is plenty of
-# garbage with finalizers; at startup there is none. This crashed one CI run after all of
-# its tests had passed.
+# pytest rewrites — fails with "SystemError: AST constructor recursion depth mismatch": the
+# depth counter is per interpreter, so the nested parse resets it (reproduced standalone on
+# 3.11.7; the same counter's other bug is CPython gh-106905). At the end of a session there
+# is plenty of garbage with finalizers; at startup there is none. This crashed one CI run
+# after all of its tests had passed.
 import hypothesis  # noqa: F401
 import pytest
 
