@@ -83,6 +83,12 @@ def available() -> bool:
     return True
 
 
+def async_caller(client: Any) -> Any:
+    """What starts the AsyncClient ``client``'s unary calls on this transport: a compiled
+    ``AsyncCaller`` (see ``_h2_asyncio.pxi``)."""
+    return _core().AsyncCaller(client, NativeAsyncTransport)
+
+
 def _deadline_error() -> EtcdError:
     return from_status(4, _DEADLINE_MESSAGE)
 
@@ -182,9 +188,29 @@ def _bad_metadata(exc: ValueError) -> InvalidArgumentError:
 # ============================================================================ asyncio
 
 
-class _AsyncConnection(asyncio.BufferedProtocol):
+class _PureBase:
+    """Stands in for the compiled connection base where there is none (the native transport
+    is then unavailable, and no connection is ever made)."""
+
+
+def _connection_base() -> Any:
+    """The compiled ``_h2.AsyncConnectionBase``, or :class:`_PureBase` without it."""
+    if not _flag("FASTETCD_NO_EXTENSIONS"):
+        try:
+            from ._h2 import AsyncConnectionBase
+        except ImportError:  # pragma: no cover - a pure-Python install
+            pass
+        else:
+            return AsyncConnectionBase
+    return _PureBase
+
+
+class _AsyncConnection(_connection_base(), asyncio.BufferedProtocol):  # type: ignore[misc]
     """One HTTP/2 connection on an event loop. Reads go straight into the core's read
-    buffer (``get_buffer``/``buffer_updated``): no bytes object per read."""
+    buffer (``get_buffer``/``buffer_updated``): no bytes object per read. Its compiled base,
+    ``_h2.AsyncConnectionBase``, holds what calls use (``core``, ``loop``, ``transport``,
+    ``ok``, ``lost``) and schedules the writes (``schedule_flush``, ``flush``,
+    ``call_done``)."""
 
     def __init__(
         self,
@@ -206,7 +232,6 @@ class _AsyncConnection(asyncio.BufferedProtocol):
         self.transport: Any = None  # an asyncio or uvloop transport
         self.ok = False  # new calls may start here
         self.lost = False
-        self._flush_pending = False
         self._keepalive: asyncio.TimerHandle | None = None
 
     # ---------------------------------------------------------------- protocol callbacks
@@ -262,24 +287,6 @@ class _AsyncConnection(asyncio.BufferedProtocol):
             self.settled = None
         self.owner._forget(self)
 
-    # ---------------------------------------------------------------- writing
-
-    def schedule_flush(self) -> None:
-        if not self._flush_pending:
-            self._flush_pending = True
-            self.loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        self._flush_pending = False
-        core = self.core
-        if core.has_output and not self.lost and self.transport is not None:
-            sent = core.flushed_max_id
-            self.transport.write(core.data_to_send())
-            if self.transport.is_closing():
-                # the write failed at once (a reset the loop has not read yet) or was
-                # dropped: none of it left, so the calls it started were not sent
-                core.flushed_max_id = sent
-
     # ---------------------------------------------------------------- state
 
     def _draining(self) -> None:
@@ -299,13 +306,6 @@ class _AsyncConnection(asyncio.BufferedProtocol):
         self.ok = False
         if self.transport is not None and not self.lost:
             self.transport.abort()
-
-    def call_done(self) -> None:
-        """A call finished or was abandoned: flush its RST_STREAM, close if draining."""
-        if self.core.has_output:
-            self.schedule_flush()
-        if not self.ok and not self.lost and self.core.active == 0:
-            self.close()
 
     def _ping(self) -> None:
         config = self.owner._config

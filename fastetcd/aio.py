@@ -9,11 +9,11 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from . import _plan
+from . import _native, _plan
 from . import watch as _watch
 from ._base import AUTO_SYNC_TIMEOUT, ClientBase, TransportSlot, doc_of
 from ._impl import codec, retry
@@ -99,6 +99,14 @@ class AsyncClient(ClientBase):
         self._retired: list[TransportSlot[AsyncTransport]] = []
         self._sync_task: asyncio.Task[None] | None = None
         self._sync_pending: float | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        #: How a planned call starts: on the native transport, its compiled AsyncCaller
+        #: (an ``AsyncCall``, started at once: a future and a coroutine in one; or ``_call``
+        #: when no connection is ready); on grpcio, the ``_call`` coroutine.
+        self._caller = _native.async_caller(self) if self._transport_name == "native" else None
+        self._start: Callable[[Call[Any]], Coroutine[Any, Any, Any]] = (
+            self._call if self._caller is None else self._caller.start
+        )
 
     def _start_auto_sync(self, interval: float) -> None:
         try:
@@ -117,7 +125,21 @@ class AsyncClient(ClientBase):
             raise self._too_large(call)
         timeout = self._timeout if call.timeout is None else call.timeout
         deadline = None if timeout is None else _monotonic() + timeout
-        state = None
+        return await self._attempts(call, timeout, None, deadline)
+
+    async def _retry(self, call: Call[T], error: EtcdError, deadline: float | None) -> T:
+        """Go on with ``call`` after its first attempt (made by the native transport's
+        ``AsyncCall``) failed with ``error``: wait as the retry core decides (or raise),
+        then attempt again."""
+        state = _RetryState(self._retry_policy, call.repeatable, deadline)
+        await _sleep(state.on_error(error, _monotonic()))
+        return await self._attempts(call, state.timeout(_monotonic()), state, deadline)
+
+    async def _attempts(
+        self, call: Call[T], timeout: float | None, state: Any, deadline: float | None
+    ) -> T:
+        """Attempt ``call`` (the first with ``timeout``) until one succeeds or the retry
+        core (``state``, made at the first failure) gives up."""
         while True:
             slot = self._slot
             slot.calls += 1
@@ -138,6 +160,13 @@ class AsyncClient(ClientBase):
             await _sleep(delay)
             timeout = state.timeout(_monotonic())
 
+    def _release_soon(self, slot: TransportSlot[AsyncTransport]) -> None:
+        """:meth:`_release` from a callback (an ``AsyncCall`` ending on a retired slot)."""
+        if not slot.calls and not slot.closed:
+            task = asyncio.get_running_loop().create_task(self._release(slot))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
     @staticmethod
     async def _release(slot: TransportSlot[AsyncTransport]) -> None:
         """Close a retired slot's transport once its last call has ended."""
@@ -153,6 +182,8 @@ class AsyncClient(ClientBase):
             return
         slot = TransportSlot(open_async_transport(config, self._transport_name))
         self._slot, self._transport, self._config = slot, slot.transport, config
+        if self._caller is not None:  # it counts its calls on the current slot itself
+            self._caller.use(slot)
         self._retired = [s for s in self._retired if not s.closed]
         self._retired.append(old)
         old.retired = True
@@ -161,10 +192,10 @@ class AsyncClient(ClientBase):
             await old.transport.close()
 
     @doc_of(_plan.member_list)
-    async def member_list(
+    def member_list(
         self, *, serializable: bool = False, timeout: float | None = None
-    ) -> MemberListResult:
-        return await self._call(_plan.member_list(serializable=serializable, timeout=timeout))
+    ) -> Coroutine[Any, Any, MemberListResult]:
+        return self._start(_plan.member_list(serializable=serializable, timeout=timeout))
 
     async def sync_endpoints(self, *, timeout: float | None = None) -> tuple[Endpoint, ...]:
         """Replace the endpoints by the client URLs that ``member_list()`` reports for the
@@ -202,7 +233,7 @@ class AsyncClient(ClientBase):
         await self.close()
 
     @doc_of(_plan.get)
-    async def get(
+    def get(
         self,
         key: BytesLike,
         *,
@@ -210,12 +241,12 @@ class AsyncClient(ClientBase):
         serializable: bool = False,
         timeout: float | None = None,
         idempotent: bool = False,
-    ) -> KeyValue | None:
+    ) -> Coroutine[Any, Any, KeyValue | None]:
         # the planner's compiled core, called positionally (what _plan.get does)
-        return await self._call(codec.plan_get(key, revision, serializable, timeout))
+        return self._start(codec.plan_get(key, revision, serializable, timeout))
 
     @doc_of(_plan.range)
-    async def range(
+    def range(
         self,
         key: BytesLike,
         range_end: BytesLike | None = None,
@@ -235,8 +266,8 @@ class AsyncClient(ClientBase):
         max_create_revision: int = 0,
         timeout: float | None = None,
         idempotent: bool = False,
-    ) -> RangeResult:
-        return await self._call(
+    ) -> Coroutine[Any, Any, RangeResult]:
+        return self._start(
             _plan.range(
                 key,
                 range_end,
@@ -255,11 +286,11 @@ class AsyncClient(ClientBase):
                 max_create_revision=max_create_revision,
                 timeout=timeout,
                 idempotent=idempotent,
-            )
+            ),
         )
 
     @doc_of(_plan.get_prefix)
-    async def get_prefix(
+    def get_prefix(
         self,
         prefix: BytesLike,
         *,
@@ -272,8 +303,8 @@ class AsyncClient(ClientBase):
         count_only: bool = False,
         timeout: float | None = None,
         idempotent: bool = False,
-    ) -> RangeResult:
-        return await self._call(
+    ) -> Coroutine[Any, Any, RangeResult]:
+        return self._start(
             _plan.get_prefix(
                 prefix,
                 limit=limit,
@@ -285,11 +316,11 @@ class AsyncClient(ClientBase):
                 count_only=count_only,
                 timeout=timeout,
                 idempotent=idempotent,
-            )
+            ),
         )
 
     @doc_of(_plan.put)
-    async def put(
+    def put(
         self,
         key: BytesLike,
         value: BytesLike,
@@ -300,16 +331,16 @@ class AsyncClient(ClientBase):
         ignore_lease: bool = False,
         timeout: float | None = None,
         idempotent: bool = False,
-    ) -> PutResult:
+    ) -> Coroutine[Any, Any, PutResult]:
         # the planner's compiled core, called positionally (what _plan.put does)
-        return await self._call(
+        return self._start(
             codec.plan_put(
                 key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, idempotent
-            )
+            ),
         )
 
     @doc_of(_plan.delete)
-    async def delete(
+    def delete(
         self,
         key: BytesLike,
         range_end: BytesLike | None = None,
@@ -319,8 +350,8 @@ class AsyncClient(ClientBase):
         prev_kv: bool = False,
         timeout: float | None = None,
         idempotent: bool = False,
-    ) -> DeleteResult:
-        return await self._call(
+    ) -> Coroutine[Any, Any, DeleteResult]:
+        return self._start(
             _plan.delete(
                 key,
                 range_end,
@@ -329,11 +360,11 @@ class AsyncClient(ClientBase):
                 prev_kv=prev_kv,
                 timeout=timeout,
                 idempotent=idempotent,
-            )
+            ),
         )
 
     @doc_of(_plan.txn)
-    async def txn(
+    def txn(
         self,
         compare: Iterable[Compare] = (),
         success: Iterable[Op] = (),
@@ -341,21 +372,21 @@ class AsyncClient(ClientBase):
         *,
         timeout: float | None = None,
         idempotent: bool = False,
-    ) -> TxnResult:
-        return await self._call(
+    ) -> Coroutine[Any, Any, TxnResult]:
+        return self._start(
             _plan.txn(compare, success, failure, timeout=timeout, idempotent=idempotent)
         )
 
     @doc_of(_plan.compact)
-    async def compact(
+    def compact(
         self,
         revision: int,
         *,
         physical: bool = False,
         timeout: float | None = None,
         idempotent: bool = False,
-    ) -> CompactResult:
-        return await self._call(
+    ) -> Coroutine[Any, Any, CompactResult]:
+        return self._start(
             _plan.compact(revision, physical=physical, timeout=timeout, idempotent=idempotent)
         )
 

@@ -652,14 +652,9 @@ cdef class Call:
     (reads, and writes the caller marked ``idempotent=True``); other writes are False (etcd's
     Go client: repeatable vs nonRepeatable). The retry core (``fastetcd._retry``) decides
     from it. ``timeout`` is the caller's per-call deadline in seconds, retries included
-    (None: the client's). Built by ``fastetcd._plan``; read-only.
+    (None: the client's). Built by ``fastetcd._plan``; read-only. (Its fields are declared
+    in ``fastetcd/_codec.pxd``.)
     """
-
-    cdef readonly str method
-    cdef readonly bytes request
-    cdef readonly object decode
-    cdef readonly bint repeatable
-    cdef readonly object timeout
 
     def __init__(self, str method, bytes request, decode, bint repeatable, timeout=None):
         self.method = method

@@ -11,6 +11,9 @@ instances built by ``from_status`` exactly as the grpcio transport builds them; 
 input from the network closes the connection (GOAWAY) and fails the calls on it, and
 ``receive`` never raises.
 
+The asyncio client's unary calls (``AsyncCall``, in ``_h2_asyncio.pxi``) are streams of
+this core that are also their own futures, so a call costs one object.
+
 Response header blocks are decoded by a full HPACK decoder (dynamic table, Huffman); a
 block made only of one-byte indexed fields cannot change the dynamic table, so its
 digest is memoized by its bytes until the table next changes.
@@ -586,6 +589,18 @@ cdef class H2Stream:
     def __repr__(self):
         return f"<H2Stream id={self.id} state={self.state} unary={self.unary}>"
 
+    cdef void _resolve(self, object result, object exc):
+        """The call ended: ``result`` (exc None) or ``exc`` goes to the handle. (The
+        asyncio driver's :class:`AsyncCall`, a stream that is its own future, overrides
+        this.)"""
+        try:
+            if exc is None:
+                self.handle.set_result(result)
+            else:
+                self.handle.set_exception(exc)
+        except _AsyncInvalidState:  # the caller gave up on it (a cancelled future)
+            pass
+
 
 cdef class H2Connection:
     """The client side of one HTTP/2 connection carrying gRPC calls (sans I/O)."""
@@ -792,10 +807,11 @@ cdef class H2Connection:
             block = block + _metadata_block(metadata)
         return block
 
-    cdef H2Stream _start_unary_fast(self, object handle, str path, bytes message,
-                                    object timeout):
-        """A unary call whose request fits the windows and one frame: HEADERS and DATA
-        written straight to the output (the common case); None if it does not fit."""
+    cdef bint _start_unary_fast(self, H2Stream s, str path, bytes message,
+                                object timeout):
+        """Open unary call ``s`` if its request fits the windows and one frame: HEADERS
+        and DATA written straight to the output (the common case); False if it does not
+        fit."""
         cdef Py_ssize_t mlen = PyBytes_GET_SIZE(message) + 5
         cdef bytes block, lit = None
         cdef Py_ssize_t hlen
@@ -803,16 +819,14 @@ cdef class H2Connection:
         cdef unsigned char prefix[5]
         if (mlen > self.conn_send_window or mlen > self.peer_initial_window
                 or mlen > self.peer_max_frame or sid > 0x7FFFFFFF):
-            return None
+            return False
         block = self._template(path)
         hlen = PyBytes_GET_SIZE(block)
         if timeout is not None:
             lit = self._timeout_literal(timeout)
             hlen += PyBytes_GET_SIZE(lit)
         if hlen > self.peer_max_frame:
-            return None
-        cdef H2Stream s = H2Stream.__new__(H2Stream)
-        s.handle = handle
+            return False
         s.unary = True
         s.id = sid
         s.state = ST_OPEN
@@ -837,25 +851,29 @@ cdef class H2Connection:
         prefix[4] = mlen & 0xFF
         self._write(<char*>prefix, 5)
         self._write(PyBytes_AS_STRING(message), mlen)
-        return s
+        return True
 
     cpdef H2Stream start(self, object handle, str path, object message, object timeout,
                          object metadata=None, bint unary=True):
         """Open a call to ``path``. Unary: ``message`` is the request (sent with
         END_STREAM). Streaming (``unary=False``): ``message`` is None and requests
         follow with :meth:`send`. The response goes to ``handle``."""
+        cdef H2Stream s = H2Stream.__new__(H2Stream)
+        s.handle = handle
+        self._begin(s, path, message, timeout, metadata, unary)
+        return s
+
+    cdef int _begin(self, H2Stream s, str path, object message, object timeout,
+                    object metadata, bint unary) except -1:
+        """Open (or queue, when the server's stream limit is reached) the call ``s``."""
         if self.closed:
             raise _unavailable("the connection is closed", False)
         if self.goaway_received:
             raise _unavailable("the server is going away (GOAWAY)", False)
-        cdef H2Stream s
         if (unary and not metadata and type(message) is bytes and not self.queued
                 and len(self.streams) < self.peer_max_streams):
-            s = self._start_unary_fast(handle, path, <bytes>message, timeout)
-            if s is not None:
-                return s
-        s = H2Stream.__new__(H2Stream)
-        s.handle = handle
+            if self._start_unary_fast(s, path, <bytes>message, timeout):
+                return 0
         s.unary = unary
         s.header_block = self._header_block(path, timeout, metadata)
         s.sendbuf = None
@@ -870,7 +888,7 @@ cdef class H2Connection:
             self.queued.append(s)
         else:
             self._open(s)
-        return s
+        return 0
 
     cdef void _open(self, H2Stream s):
         cdef bytes block = s.header_block
@@ -1008,16 +1026,10 @@ cdef class H2Connection:
     # -------------------------------------------------------------- delivering results
 
     cdef void _deliver(self, H2Stream s, object result):
-        try:
-            s.handle.set_result(result)
-        except _AsyncInvalidState:
-            pass
+        s._resolve(result, None)
 
     cdef void _fail(self, H2Stream s, object exc):
-        try:
-            s.handle.set_exception(exc)
-        except _AsyncInvalidState:
-            pass
+        s._resolve(None, exc)
 
     cdef void _stream_error(self, H2Stream s, object exc, int rst_code):
         """Fail one call and reset its stream."""
@@ -1701,3 +1713,8 @@ cdef class H2Connection:
             else:
                 s.local_closed = True
                 self._stream_error(s, _unavailable(message, False), -1)
+
+
+# ----------------------------------------------------------------------- asyncio calls
+
+include "_h2_asyncio.pxi"

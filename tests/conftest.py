@@ -59,8 +59,13 @@ class SyncView:
         if not callable(attr):
             return attr
 
+        async def inside(*args: object, **kwargs: object) -> object:
+            # called inside the running loop, as an application calls it (the native
+            # transport starts a call at once only from its loop)
+            return await attr(*args, **kwargs)  # type: ignore[no-any-return]
+
         def run(*args: object, **kwargs: object) -> object:
-            return self._loop.run_until_complete(attr(*args, **kwargs))  # type: ignore[attr-defined]
+            return self._loop.run_until_complete(inside(*args, **kwargs))  # type: ignore[attr-defined]
 
         return run
 

@@ -388,7 +388,11 @@ class Both:
         if self.loop is None or not callable(attr):
             return attr
         loop = self.loop
-        return lambda *a, **k: loop.run_until_complete(attr(*a, **k))
+
+        async def inside(*a: Any, **k: Any) -> Any:
+            return await attr(*a, **k)  # called in the running loop, as applications do
+
+        return lambda *a, **k: loop.run_until_complete(inside(*a, **k))
 
     def close(self) -> None:
         if self.loop is None:

@@ -1,0 +1,570 @@
+# The asyncio client's unary calls on the native transport (included by _h2.pyx).
+#
+# An AsyncCall is at once the call's HTTP/2 stream, the future its result arrives in, and
+# the coroutine the caller awaits: one object per call. The client's methods return it
+# started (the request is queued for the connection's next write before the caller
+# awaits). Only the first attempt runs here, on a connection that is ready: when it
+# fails, the client's retry coroutine (AsyncClient._retry, driven by the retry core)
+# takes over and the AsyncCall completes with what that returns. AsyncCaller starts them
+# (or, with no connection ready, returns the coroutine AsyncClient._call instead).
+
+from cpython.contextvars cimport PyContext_Enter, PyContext_Exit
+from cpython.ref cimport PyObject, Py_INCREF
+
+import collections.abc as _abc
+import contextvars as _contextvars
+from asyncio import CancelledError as _AsyncCancelled
+from time import monotonic as _monotonic
+
+from fastetcd._codec cimport Call
+
+from fastetcd.errors import EtcdError as _EtcdError
+from fastetcd.errors import InvalidArgumentError as _InvalidArgumentError
+
+cdef extern from *:
+    """
+    /* The C method definition behind asyncio Task wake-ups, learned from the first one
+       seen (see AsyncCall.add_done_callback). */
+    static PyMethodDef *fastetcd_task_wakeup_def = NULL;
+
+    static int fastetcd_known_task_wakeup(PyObject *fn) {
+        /* 1: a C Task's wake-up; 0: not; -1: not known yet */
+        if (!PyCFunction_Check(fn)) return 0;
+        if (fastetcd_task_wakeup_def == NULL) return -1;
+        return ((PyCFunctionObject *)fn)->m_ml == fastetcd_task_wakeup_def;
+    }
+
+    static void fastetcd_learn_task_wakeup(PyObject *fn) {
+        fastetcd_task_wakeup_def = ((PyCFunctionObject *)fn)->m_ml;
+    }
+    """
+    int fastetcd_known_task_wakeup(object fn)
+    void fastetcd_learn_task_wakeup(object fn)
+
+try:
+    from asyncio.tasks import _CTask
+except ImportError:  # pragma: no cover - asyncio without its C accelerator
+    _CTask = None
+
+
+cdef bint _is_task_wakeup(object fn) except -1:
+    # Is ``fn`` the wake-up method a C asyncio Task registers on the future it awaits?
+    cdef int known = fastetcd_known_task_wakeup(fn)
+    if known >= 0:
+        return known
+    owner = getattr(fn, "__self__", None)
+    if (_CTask is not None and isinstance(owner, _CTask)
+            and getattr(fn, "__name__", None) == "task_wakeup"):
+        fastetcd_learn_task_wakeup(fn)
+        return True
+    return False
+
+
+cdef enum:
+    CALL_PENDING = 0
+    CALL_DONE = 1
+    CALL_CANCELLED = 2
+    # am_send's results (CPython's PySendResult)
+    SEND_ERROR = -1
+    SEND_RETURN = 0
+    SEND_NEXT = 1
+
+
+cdef class AsyncCall(H2Stream):
+    """A unary etcd call in flight on the native transport: await it for its decoded
+    result. It is an asyncio future (``done()``, ``result()``, ``cancel()``,
+    ``add_done_callback()``, …; ``asyncio.gather`` and ``wait_for`` take it as it is)
+    and a coroutine (``asyncio.create_task`` takes it too). Cancelling it resets its
+    stream."""
+
+    cdef object loop
+    cdef AsyncCaller caller
+    cdef Call call  # the planned call: method, request, decode, repeatable
+    cdef object slot  # the client's TransportSlot the first attempt counts in
+    cdef AsyncConnectionBase conn  # the first attempt's connection; None once over
+    cdef object timer
+    cdef object deadline
+    cdef object retrying  # the task running AsyncClient._retry after a failed attempt
+    cdef object value
+    cdef object error
+    cdef object cancel_message
+    cdef object callback  # the first done-callback and its context (the usual one)
+    cdef object callback_context
+    cdef bint callback_wakes_task  # it is the wake-up of the Task awaiting the call
+    cdef list more_callbacks  # [(callback, context), ...] after it
+    cdef int outcome
+    # asyncio's protocol for future-like objects: True while a Task waits on it
+    cdef public bint _asyncio_future_blocking
+
+    def __repr__(self):
+        states = ("pending", "done", "cancelled")
+        return f"<AsyncCall {self.call.method} {states[self.outcome]}>"
+
+    # ---------------------------------------------------------------- awaiting
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.send(None)
+
+    def send(self, value):
+        """Coroutine protocol: yield this future while it is pending, then return (as
+        ``StopIteration``) its result."""
+        if self.outcome == CALL_PENDING:
+            self._asyncio_future_blocking = True
+            return self
+        raise StopIteration(self.result())
+
+    def throw(self, typ, val=None, tb=None):
+        """Coroutine protocol: the awaiting task is abandoning the call (cancel it) and
+        raising ``typ``/``val`` from where it awaited."""
+        self.cancel()
+        if val is None:
+            raise typ
+        raise val.with_traceback(tb) if tb is not None else val
+
+    def close(self):
+        """Coroutine protocol: abandon the call (cancel it) if it is still pending."""
+        self.cancel()
+
+    # ---------------------------------------------------------------- the future
+
+    def get_loop(self):
+        """The event loop the call runs on."""
+        return self.loop
+
+    def done(self):
+        """True once the call has a result, an exception, or was cancelled."""
+        return self.outcome != CALL_PENDING
+
+    def cancelled(self):
+        """True if the call was cancelled."""
+        return self.outcome == CALL_CANCELLED
+
+    def result(self):
+        """The decoded response (raises the call's exception, ``CancelledError`` if it
+        was cancelled, ``InvalidStateError`` while it is pending)."""
+        if self.outcome == CALL_DONE:
+            if self.error is not None:
+                raise self.error
+            return self.value
+        if self.outcome == CALL_CANCELLED:
+            raise self._cancelled_error()
+        raise _AsyncInvalidState("Result is not ready.")
+
+    def exception(self):
+        """The call's exception, or None (raises like :meth:`result` when cancelled or
+        pending)."""
+        if self.outcome == CALL_DONE:
+            return self.error
+        if self.outcome == CALL_CANCELLED:
+            raise self._cancelled_error()
+        raise _AsyncInvalidState("Exception is not set.")
+
+    def add_done_callback(self, fn, *, context=None):
+        """Call ``fn(self)`` from the loop once the call is done (in ``context``)."""
+        if context is None:
+            context = _contextvars.copy_context()
+        if self.outcome != CALL_PENDING:
+            self.loop.call_soon(fn, self, context=context)
+        elif self.callback is None:
+            self.callback = fn
+            self.callback_context = context
+            self.callback_wakes_task = _is_task_wakeup(fn)
+        else:
+            if self.more_callbacks is None:
+                self.more_callbacks = []
+            self.more_callbacks.append((fn, context))
+
+    def remove_done_callback(self, fn):
+        """Forget every registration of ``fn``; return how many there were."""
+        cdef int removed = 0
+        if self.callback is not None and self.callback == fn:
+            self.callback = self.callback_context = None
+            self.callback_wakes_task = False
+            removed += 1
+        if self.more_callbacks:
+            kept = [(f, c) for f, c in self.more_callbacks if f != fn]
+            removed += len(self.more_callbacks) - len(kept)
+            self.more_callbacks = kept
+        if self.callback is None and self.more_callbacks:
+            self.callback, self.callback_context = self.more_callbacks.pop(0)
+            self.callback_wakes_task = _is_task_wakeup(self.callback)
+        return removed
+
+    def cancel(self, msg=None):
+        """Cancel the call (its stream is reset); False if it was already done."""
+        if self.outcome != CALL_PENDING:
+            return False
+        self.outcome = CALL_CANCELLED
+        self.cancel_message = msg
+        if self.retrying is not None:
+            self.retrying.cancel(msg)
+        elif self.conn is not None:
+            conn = self.conn
+            conn.core.cancel(self)
+            self._attempt_over()
+            if conn.ok:  # (_attempt_over told a draining connection already)
+                conn.call_done()
+        self._schedule_callbacks()
+        return True
+
+    cdef object _cancelled_error(self):
+        if self.cancel_message is None:
+            return _AsyncCancelled()
+        return _AsyncCancelled(self.cancel_message)
+
+    # ---------------------------------------------------------------- the call
+
+    cdef void _resolve(self, object result, object exc):
+        # the first attempt's response (or failure), from the connection core
+        if self.outcome != CALL_PENDING:
+            return
+        cdef AsyncConnectionBase conn = self.conn
+        try:
+            self._attempt_over()
+            if exc is None:
+                try:
+                    self.value = self.call.decode(result)
+                except BaseException as decode_error:
+                    self.error = decode_error
+                self.outcome = CALL_DONE
+                if self.callback is not None or self.more_callbacks is not None:
+                    conn._wake_later(self)
+            else:
+                self._retry(exc)
+        except BaseException as bug:  # never lose the call, whatever went wrong
+            self.error = bug
+            self._finish()
+
+    def _expire(self):
+        """The deadline passed during the first attempt: reset the stream; the retry
+        coroutine turns the error into ``DeadlineExceededError``."""
+        self.timer = None
+        if self.outcome != CALL_PENDING or self.conn is None:
+            return
+        conn = self.conn
+        conn.core.cancel(self)
+        self._attempt_over()
+        if conn.ok:
+            conn.call_done()
+        self._retry(_status_error(4, "Deadline Exceeded"))
+
+    cdef void _attempt_over(self) except *:
+        """What ends the first attempt, whatever its outcome (AsyncClient._attempts does
+        the same for the attempts after it)."""
+        cdef AsyncConnectionBase conn = self.conn
+        self.conn = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if not conn.ok:
+            conn.call_done()
+        self.caller._ended(self.slot)
+
+    cdef void _retry(self, object error) except *:
+        """Hand the call to the client's retry coroutine, which waits as the retry core
+        decides (or raises ``error``) and makes the next attempts."""
+        self.retrying = self.loop.create_task(
+            self.caller.client._retry(self.call, error, self.deadline)
+        )
+        self.retrying.add_done_callback(self._retried)
+
+    def _retried(self, task):
+        if self.outcome != CALL_PENDING:
+            return
+        self.retrying = None
+        if task.cancelled():  # not by us (cancel() set the outcome first): by the loop
+            self.outcome = CALL_CANCELLED
+            self._schedule_callbacks()
+            return
+        error = task.exception()
+        if error is None:
+            self.value = task.result()
+        else:
+            self.error = error
+        self._finish()
+
+    cdef void _finish(self) except *:
+        self.outcome = CALL_DONE
+        self._schedule_callbacks()
+
+    cdef void _run_callbacks(self, object done) except *:
+        """Run the done-callbacks now, each in its context, as the loop's handles would
+        (for calls completed by a read: see AsyncConnectionBase._wake).
+
+        A C Task's wake-up is given ``done``, an asyncio Future that is done with no
+        exception, instead of this call: all it does with its argument is call
+        ``result()`` (to throw a failure into its coroutine) and step the coroutine, which
+        then gets the result, or raises the failure, from this call's ``am_send``. Given a
+        plain Future, it reads that without calling ``result()`` by name (a method call
+        that would cost about a tenth of the call)."""
+        cdef object loop = self.loop
+        if self.callback is not None:
+            callback, context = self.callback, self.callback_context
+            self.callback = self.callback_context = None
+            _run_callback(loop, context, callback, done if self.callback_wakes_task else self)
+        if self.more_callbacks is not None:
+            more, self.more_callbacks = self.more_callbacks, None
+            for callback, context in more:
+                _run_callback(loop, context, callback, self)
+
+    cdef void _schedule_callbacks(self) except *:
+        cdef object loop = self.loop
+        if self.callback is not None:
+            callback, context = self.callback, self.callback_context
+            self.callback = self.callback_context = None
+            loop.call_soon(callback, self, context=context)
+        if self.more_callbacks is not None:
+            more, self.more_callbacks = self.more_callbacks, None
+            for callback, context in more:
+                loop.call_soon(callback, self, context=context)
+
+
+_abc.Coroutine.register(AsyncCall)
+
+
+cdef int _run_callback(object loop, object context, object callback,
+                       object call) except -1:
+    # what the loop does with a handle: run it in its context, report what it raises
+    PyContext_Enter(context)
+    try:
+        callback(call)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        loop.call_exception_handler({
+            "message": f"Exception in callback {callback!r}",
+            "exception": exc,
+            "future": call,
+        })
+    finally:
+        PyContext_Exit(context)
+    return 0
+
+
+cdef int _async_call_send(PyObject* obj, PyObject* arg, PyObject** presult) except -1:
+    # AsyncCall's am_send slot: what an ``await`` and a Task's step call. Returning the
+    # result here (SEND_RETURN) instead of raising StopIteration from send() spares an
+    # exception object per call; asyncio's own Future does the same.
+    cdef AsyncCall c = <AsyncCall><object>obj
+    cdef object result
+    if c.outcome == CALL_PENDING:
+        c._asyncio_future_blocking = True
+        Py_INCREF(c)
+        presult[0] = <PyObject*>c
+        return SEND_NEXT
+    if c.outcome == CALL_DONE and c.error is None:
+        result = c.value
+    else:
+        result = c.result()  # raises
+    Py_INCREF(result)
+    presult[0] = <PyObject*>result
+    return SEND_RETURN
+
+
+cdef extern from *:
+    """
+    /* Cython has no spelling for the am_send slot (PEP 590's PyIter_Send protocol):
+       set it on the type object it generated. */
+    static int fastetcd_set_am_send(PyObject *type, void *fn) {
+        PyTypeObject *t = (PyTypeObject *)type;
+        if (t->tp_as_async == NULL) {
+            PyErr_SetString(PyExc_TypeError, "no tp_as_async to set am_send in");
+            return -1;
+        }
+        t->tp_as_async->am_send = (sendfunc)fn;
+        PyType_Modified(t);
+        return 0;
+    }
+    """
+    int fastetcd_set_am_send(object type, void* fn) except -1
+
+
+fastetcd_set_am_send(AsyncCall, <void*>_async_call_send)
+
+
+cdef class AsyncConnectionBase:
+    """The part of the asyncio driver's connection (``fastetcd._native._AsyncConnection``,
+    the protocol class built on this one) that calls use as they start and end, typed so
+    that doing so reads no Python attributes."""
+
+    cdef public H2Connection core
+    cdef public object loop
+    cdef public object transport  # the asyncio (or uvloop) transport, once connected
+    cdef public bint ok  # new calls may start here
+    cdef public bint lost  # the transport is gone
+    cdef bint flush_pending
+    cdef list woken  # calls completed by reads since _wake last ran
+    cdef bint wake_pending
+    cdef object done_future  # a Future done with None (see AsyncCall._run_callbacks)
+
+    cdef void _wake_later(self, AsyncCall call) except *:
+        # One loop handle runs the done-callbacks of all the calls a read completed (in
+        # the order they completed) instead of one handle per call.
+        if self.woken is None:
+            self.woken = [call]
+        else:
+            self.woken.append(call)
+        if not self.wake_pending:
+            self.wake_pending = True
+            self.loop.call_soon(self._wake)
+
+    def _wake(self):
+        self.wake_pending = False
+        calls, self.woken = self.woken, None
+        if self.done_future is None:
+            self.done_future = self.loop.create_future()
+            self.done_future.set_result(None)
+        for call in calls:
+            (<AsyncCall>call)._run_callbacks(self.done_future)
+
+    cpdef schedule_flush(self):
+        """Write what the core has to send at the end of this loop iteration (once, for
+        every call started in it)."""
+        if not self.flush_pending:
+            self.flush_pending = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self):
+        """Write what the core has to send now."""
+        self.flush_pending = False
+        cdef H2Connection core = self.core
+        if PyByteArray_GET_SIZE(core.out) and not self.lost and self.transport is not None:
+            sent = core.flushed_max_id
+            self.transport.write(core.data_to_send())
+            if self.transport.is_closing():
+                # the write failed at once (a reset the loop has not read yet) or was
+                # dropped: none of it left, so the calls it started were not sent
+                core.flushed_max_id = sent
+
+    cpdef call_done(self):
+        """A call finished or was abandoned: flush its RST_STREAM; close the connection
+        if it is draining and this was its last call."""
+        if PyByteArray_GET_SIZE(self.core.out):
+            self.schedule_flush()
+        if not self.ok and not self.lost and self.core.active == 0:
+            self.close()
+
+
+cdef class AsyncCaller:
+    """Starts an AsyncClient's unary calls (it is the client's ``_start`` on the native
+    transport): an :class:`AsyncCall` with the request queued on a ready connection, or,
+    when none is ready, the transport is not native (a test's stand-in) or the client is
+    used outside its loop, the coroutine ``client._call(call)``, which connects first."""
+
+    cdef readonly object client
+    cdef object native_type  # fastetcd._native.NativeAsyncTransport
+    cdef object slot  # the client's TransportSlot when last looked at
+    # AsyncCalls in flight on it; it is added to slot.calls when the client moves on to
+    # another slot (use()), so that AsyncCalls on the current slot touch no Python object
+    cdef Py_ssize_t calls
+    cdef object transport  # and its transport
+    cdef bint native
+    cdef Py_ssize_t endpoints  # how many the transport has
+    cdef size_t turn  # round-robin over the ready connections
+    cdef Py_ssize_t max_send_bytes  # the client's settings (fixed at its creation)
+    cdef object timeout
+    cdef object metadata
+
+    def __init__(self, client, native_type):
+        self.client = client
+        self.native_type = native_type
+        self.max_send_bytes = client._max_send_bytes
+        self.timeout = client._timeout
+        self.metadata = client._metadata
+
+    def use(self, slot):
+        """The client moved to ``slot`` (auto-sync replaced its transport)."""
+        self._use(slot)
+
+    cdef void _use(self, slot) except *:
+        if self.slot is not None and self.calls:
+            self.slot.calls += self.calls
+        self.calls = 0
+        self.slot = slot
+        self.transport = slot.transport
+        self.native = isinstance(self.transport, self.native_type)
+        if self.native:
+            self.endpoints = len(self.transport._by_endpoint)
+
+    cdef void _ended(self, slot) except *:
+        # an AsyncCall's attempt on ``slot`` ended
+        if slot is self.slot:
+            self.calls -= 1
+            return
+        slot.calls -= 1
+        if slot.retired:
+            self.client._release_soon(slot)
+
+    cdef AsyncConnectionBase _connection(self):
+        # The transport's _pick() (a ready connection, in turn), minus its Python call
+        # while every endpoint has one (with fewer, _pick() also starts the dials of the
+        # others, from the running loop); None unless the connection's loop is running.
+        ready = self.transport._ready
+        cdef Py_ssize_t n = len(ready)
+        cdef AsyncConnectionBase conn
+        if n and n == self.endpoints:
+            if n == 1:
+                conn = <AsyncConnectionBase?>ready[0]
+            else:
+                self.turn += 1
+                conn = <AsyncConnectionBase?>ready[self.turn % n]
+            if conn.ok and conn.loop.is_running():
+                return conn
+            return None
+        if not n or not ready[0].loop.is_running():
+            return None
+        conn = self.transport._pick()
+        if conn is None or not conn.ok:
+            return None
+        return conn
+
+    def start(self, call):
+        """Start ``call`` (a planned ``Call``): see the class."""
+        cdef Call planned
+        client = self.client
+        if client._sync_pending is not None:
+            return client._call(call)
+        slot = client._slot
+        if slot is not self.slot:
+            self._use(slot)
+        if not self.native or type(call) is not Call:
+            return client._call(call)
+        # (a call made outside the loop, e.g. given to run_until_complete, goes the
+        # coroutine's way: picking a connection may start dials, which need the loop
+        # running; asyncio's _get_running_loop() would say more, with a getpid() system
+        # call each time)
+        cdef AsyncConnectionBase conn = self._connection()
+        if conn is None:
+            return client._call(call)
+        loop = conn.loop
+        planned = <Call>call
+        request = planned.request
+        if len(request) > self.max_send_bytes:
+            raise client._too_large(call)
+        timeout = planned.timeout
+        if timeout is None:
+            timeout = self.timeout
+        cdef AsyncCall c = AsyncCall.__new__(AsyncCall)
+        c.loop = loop
+        c.caller = self
+        c.call = planned
+        try:
+            conn.core._begin(c, planned.method, request, timeout, self.metadata, True)
+        except ValueError as exc:
+            raise _InvalidArgumentError(f"bad metadata: {exc}") from None
+        except _EtcdError:  # the connection is closing: let the coroutine go elsewhere
+            return client._call(call)
+        c.slot = slot
+        c.conn = conn
+        self.calls += 1
+        conn.schedule_flush()
+        if timeout is not None:
+            c.deadline = _monotonic() + timeout
+            c.timer = loop.call_later(timeout, c._expire)
+        return c
