@@ -1,0 +1,258 @@
+"""The AsyncClient's unary calls on the native transport are ``AsyncCall`` objects: the
+call's HTTP/2 stream, an asyncio future and a coroutine in one, started when the method is
+called. These tests hold them to what asyncio expects of futures and coroutines (await,
+tasks, gather, wait_for, shield, done-callbacks with their contexts, cancellation), against
+a real etcd, on asyncio's own loop and on uvloop, with calls held in flight by a stalled
+proxy where a test needs them pending."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+import fastetcd
+from fastetcd import _native, errors
+from fastetcd.testing import TcpProxy
+
+pytestmark = pytest.mark.skipif(not _native.available(), reason="needs fastetcd._h2")
+
+LOOPS = ["asyncio", "uvloop"]
+
+
+def _run(loop_kind: str, body: Callable[[], Awaitable[Any]]) -> Any:
+    if loop_kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        return uvloop.run(body())
+    return asyncio.run(body())  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def proxy(etcd_server) -> Iterator[TcpProxy]:  # type: ignore[no-untyped-def]
+    with TcpProxy.for_endpoint(etcd_server.endpoint) as p:
+        yield p
+
+
+def _idle(client: fastetcd.AsyncClient) -> bool:
+    """No call is left on any connection of the client's transport."""
+    return all(conn.core.active == 0 for conn in client._slot.transport._conns)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_a_call_is_a_started_future_and_coroutine(etcd_server, etcd_prefix, loop_kind) -> None:  # type: ignore[no-untyped-def]
+    async def body() -> None:
+        async with fastetcd.AsyncClient(etcd_server.endpoint, transport="native") as client:
+            key = etcd_prefix + b"k"
+            await client.put(key, b"v")
+            call = client.get(key)
+            assert type(call).__name__ == "AsyncCall"
+            assert asyncio.isfuture(call) and asyncio.iscoroutine(call)
+            assert not call.done() and call.get_loop() is asyncio.get_running_loop()
+            with pytest.raises(asyncio.InvalidStateError):
+                call.result()
+            got = await call
+            assert got is not None and got.value == b"v"
+            assert call.done() and not call.cancelled() and call.exception() is None
+            assert call.result() is got
+            assert await call is got  # awaiting a done call again gives its result
+
+            # started at once: a put that is never awaited still happens
+            # (a read started after it need not see it: the write is not done yet)
+            client.put(etcd_prefix + b"unawaited", b"1")
+            for _ in range(100):
+                if await client.get(etcd_prefix + b"unawaited") is not None:
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                pytest.fail("the put that was not awaited never happened")
+            assert _idle(client)
+
+    _run(loop_kind, body)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_tasks_gather_wait_for_and_shield(etcd_server, etcd_prefix, loop_kind) -> None:  # type: ignore[no-untyped-def]
+    async def body() -> None:
+        async with fastetcd.AsyncClient(etcd_server.endpoint, transport="native") as client:
+            keys = [etcd_prefix + b"%04d" % i for i in range(300)]
+            puts = await asyncio.gather(*[client.put(k, k[-4:]) for k in keys])
+            revisions = [p.header.revision for p in puts]
+            assert len(set(revisions)) == len(keys)
+            gets = await asyncio.gather(*[client.get(k) for k in keys])
+            assert [g.value for g in gets] == [k[-4:] for k in keys]  # type: ignore[union-attr]
+            task = asyncio.create_task(client.get(keys[0]))
+            assert (await task).value == b"0000"  # type: ignore[union-attr]
+            assert (await asyncio.wait_for(client.get(keys[1]), 5)).value == b"0001"  # type: ignore[union-attr]
+            assert (await asyncio.shield(client.get(keys[2]))).value == b"0002"  # type: ignore[union-attr]
+            # asyncio.wait() takes tasks, not coroutines (as for any coroutine)
+            with pytest.raises(TypeError):
+                await asyncio.wait([client.get(keys[3])])
+            tasks = [asyncio.create_task(client.get(k)) for k in keys[3:5]]
+            done, _ = await asyncio.wait(tasks)
+            assert sorted(t.result().value for t in done) == [b"0003", b"0004"]  # type: ignore[union-attr]
+            with pytest.raises(errors.EmptyKeyError):  # refused before any call starts
+                client.get(b"")
+            assert _idle(client)
+
+    _run(loop_kind, body)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_server_errors_reach_the_awaiting_task(etcd_server, etcd_prefix, loop_kind) -> None:  # type: ignore[no-untyped-def]
+    async def body() -> None:
+        async with fastetcd.AsyncClient(etcd_server.endpoint, transport="native") as client:
+            head = (await client.put(etcd_prefix + b"k", b"v")).header.revision
+            call = client.compact(head + 1000)  # a future revision: etcd refuses it
+            with pytest.raises(errors.FutureRevisionError):
+                await call
+            assert isinstance(call.exception(), errors.FutureRevisionError)
+            with pytest.raises(errors.FutureRevisionError):
+                call.result()
+
+            async def in_a_task() -> None:
+                await client.get(etcd_prefix + b"k", revision=head + 1000)
+
+            with pytest.raises(errors.FutureRevisionError):
+                await asyncio.create_task(in_a_task())
+            # the same failure, awaited directly by a task of its own
+            with pytest.raises(errors.FutureRevisionError):
+                await asyncio.create_task(client.compact(head + 1000))
+            assert _idle(client)
+
+    _run(loop_kind, body)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_done_callbacks_get_the_call_in_their_context(etcd_server, etcd_prefix, loop_kind) -> None:  # type: ignore[no-untyped-def]
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    async def body() -> None:
+        async with fastetcd.AsyncClient(etcd_server.endpoint, transport="native") as client:
+            await client.put(etcd_prefix + b"k", b"v")
+            seen: list[tuple[str, object, str]] = []
+            call = client.get(etcd_prefix + b"k")
+            context = contextvars.copy_context()
+            context.run(var.set, "theirs")
+            call.add_done_callback(lambda c: seen.append(("first", c, var.get())))
+            call.add_done_callback(lambda c: seen.append(("second", c, var.get())), context=context)
+
+            def removed(c: object) -> None:
+                seen.append(("removed", c, var.get()))
+
+            call.add_done_callback(removed)
+            assert call.remove_done_callback(removed) == 1
+            value = await call
+            await asyncio.sleep(0)
+            assert [(name, who is call, v) for name, who, v in seen] == [
+                ("first", True, "unset"),
+                ("second", True, "theirs"),
+            ]
+            assert value is not None
+            late: list[object] = []
+            call.add_done_callback(late.append)  # on a done call: soon, from the loop
+            assert late == []
+            await asyncio.sleep(0)
+            assert late == [call]
+
+            failing = client.compact(10**12)
+            errors_seen: list[BaseException | None] = []
+            failing.add_done_callback(lambda c: errors_seen.append(c.exception()))
+            with pytest.raises(errors.FutureRevisionError):
+                await failing
+            await asyncio.sleep(0)
+            assert len(errors_seen) == 1 and isinstance(errors_seen[0], errors.FutureRevisionError)
+
+    _run(loop_kind, body)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_cancelling_calls_in_flight(proxy: TcpProxy, etcd_prefix: bytes, loop_kind: str) -> None:
+    async def body() -> None:
+        async with fastetcd.AsyncClient(proxy.endpoint, transport="native") as client:
+            key = etcd_prefix + b"k"
+            await client.put(key, b"v")
+            proxy.stall()
+            # cancelled directly
+            call = client.get(key)
+            await asyncio.sleep(0.05)
+            assert call.cancel("stop") and call.cancelled() and call.done()
+            assert not call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            with pytest.raises(asyncio.CancelledError):
+                call.result()
+            # a task awaiting it is cancelled
+            task = asyncio.create_task(client.get(key))
+            awaiting = asyncio.create_task(_await(client.get(key)))
+            await asyncio.sleep(0.05)
+            task.cancel()
+            awaiting.cancel()
+            for t in (task, awaiting):
+                with pytest.raises(asyncio.CancelledError):
+                    await t
+            # wait_for gives up on it
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.get(key), 0.05)
+            # calls not cancelled finish once the proxy resumes
+            survivor = client.get(key)
+            await asyncio.sleep(0.05)
+            proxy.resume()
+            assert (await survivor).value == b"v"  # type: ignore[union-attr]
+            await asyncio.sleep(0.05)
+            assert _idle(client)
+
+    _run(loop_kind, body)
+
+
+async def _await(call: Awaitable[Any]) -> Any:
+    return await call
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_deadline_and_retry_after_a_failed_first_attempt(
+    proxy: TcpProxy, etcd_prefix: bytes, loop_kind: str
+) -> None:
+    async def body() -> None:
+        async with fastetcd.AsyncClient(proxy.endpoint, transport="native", timeout=5) as client:
+            key = etcd_prefix + b"k"
+            await client.put(key, b"v")
+            proxy.stall()
+            call = client.get(key, timeout=0.2)
+            with pytest.raises(errors.DeadlineExceededError):
+                await call
+            # a read whose connection is cut is retried on a new connection
+            read = client.get(key)
+            await asyncio.sleep(0.05)
+            await asyncio.get_running_loop().run_in_executor(None, proxy.cut)
+            proxy.resume()
+            assert (await read).value == b"v"  # type: ignore[union-attr]
+            assert proxy.accepted == 2
+            # a write that may have left is not repeated: it fails
+            proxy.stall()
+            write = client.put(key, b"w")
+            await asyncio.sleep(0.05)
+            await asyncio.get_running_loop().run_in_executor(None, proxy.cut)
+            proxy.resume()
+            with pytest.raises(errors.UnavailableError):
+                await write
+
+    _run(loop_kind, body)
+
+
+def test_a_call_made_outside_the_loop_runs_in_it(etcd_server, etcd_prefix) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.new_event_loop()
+    try:
+
+        async def make() -> fastetcd.AsyncClient:
+            return fastetcd.AsyncClient(etcd_server.endpoint, transport="native")
+
+        client = loop.run_until_complete(make())
+        loop.run_until_complete(client.put(etcd_prefix + b"k", b"v"))  # made before it runs
+        got = loop.run_until_complete(client.get(etcd_prefix + b"k"))
+        assert got is not None and got.value == b"v"
+        loop.run_until_complete(client.close())
+    finally:
+        loop.close()
