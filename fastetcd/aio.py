@@ -1,7 +1,9 @@
-"""The asyncio client, :class:`AsyncClient`: the same methods as :class:`fastetcd.Client`,
-as coroutines, over a ``grpc.aio.Channel``. Request building and response decoding live in
-``_plan`` and the codec, retry decisions in the retry core; this module only sends, waits and
-receives."""
+"""The asyncio client, :class:`AsyncClient`: the same methods as :class:`fastetcd.Client`, to
+await. Request building and response decoding live in ``_plan`` and the codec, retry
+decisions in the retry core; this module only sends, waits and receives. On the native
+transport a unary call is a compiled ``AsyncCall`` (``src/_h2_asyncio.pxi``), its first
+attempt made without a coroutine; the attempts after a failure, and every call on grpcio, run
+in the ``_call``/``_retry`` coroutines here."""
 
 from __future__ import annotations
 
@@ -85,6 +87,11 @@ class AsyncClient(ClientBase):
     name or IP address; a failed handshake raises ``UnavailableError`` saying so.
     Create it inside the event loop that uses it; use it as an ``async with`` block or
     ``await`` :meth:`close`.
+    The unary methods (``get``, ``put``, ``txn``, …) return an awaitable that is also a
+    coroutine (``asyncio.create_task`` takes it). On the native transport, called from the
+    running loop, it is an ``AsyncCall``: the call already started (the request leaves with
+    the loop's next write, awaited or not) and an asyncio future (``done``, ``result``,
+    ``cancel``, ``add_done_callback``; cancelling it resets its HTTP/2 stream).
     """
 
     _transport: AsyncTransport

@@ -670,6 +670,18 @@ cdef class Call:
         )
 
 
+cdef Call _new_call(str method, bytes request, object decode, bint repeatable,
+                    object timeout):
+    # Call(...) without its argument parsing (the planners of the hottest calls)
+    cdef Call call = Call.__new__(Call)
+    call.method = method
+    call.request = request
+    call.decode = decode
+    call.repeatable = repeatable
+    call.timeout = timeout
+    return call
+
+
 # -------------------- user arguments (the client methods' keys, values and ints)
 
 
@@ -919,16 +931,16 @@ def check_timeout(timeout):
 def plan_get(key, revision, serializable, timeout):
     """The :class:`Call` of a get: :func:`encode_get`'s request to ``KV_RANGE``, decoded
     by :func:`decode_get_response`, repeatable, with the checked ``timeout``."""
-    return Call(KV_RANGE, encode_get(key, revision, serializable), decode_get_response,
-                True, check_timeout(timeout))
+    return _new_call(KV_RANGE, encode_get(key, revision, serializable), decode_get_response,
+                     True, check_timeout(timeout))
 
 
 def plan_put(key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, idempotent):
     """The :class:`Call` of a put: :func:`encode_put`'s request to ``KV_PUT``, decoded by
     :func:`decode_put_response`, repeatable only if ``idempotent``, with the checked
     ``timeout``."""
-    return Call(KV_PUT, encode_put(key, value, lease, prev_kv, ignore_value, ignore_lease),
-                decode_put_response, bool(idempotent), check_timeout(timeout))
+    return _new_call(KV_PUT, encode_put(key, value, lease, prev_kv, ignore_value, ignore_lease),
+                     decode_put_response, bool(idempotent), check_timeout(timeout))
 
 
 def encode_delete_range_request(key, range_end, bint prev_kv):

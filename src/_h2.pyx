@@ -560,6 +560,20 @@ cdef object _status_error(int code, str message):
     return from_status(code, message)
 
 
+cdef inline void _frame_header(unsigned char* p, Py_ssize_t length, int ftype, int flags,
+                               uint32_t sid) noexcept:
+    # the 9 bytes of an HTTP/2 frame header
+    p[0] = (length >> 16) & 0xFF
+    p[1] = (length >> 8) & 0xFF
+    p[2] = length & 0xFF
+    p[3] = ftype
+    p[4] = flags
+    p[5] = (sid >> 24) & 0x7F
+    p[6] = (sid >> 16) & 0xFF
+    p[7] = (sid >> 8) & 0xFF
+    p[8] = sid & 0xFF
+
+
 # ----------------------------------------------------------------------------- streams
 
 cdef class H2Stream:
@@ -704,16 +718,8 @@ cdef class H2Connection:
         cdef Py_ssize_t old = PyByteArray_GET_SIZE(self.out)
         if PyByteArray_Resize(self.out, old + 9) < 0:
             return -1
-        cdef unsigned char* p = <unsigned char*>PyByteArray_AS_STRING(self.out) + old
-        p[0] = (length >> 16) & 0xFF
-        p[1] = (length >> 8) & 0xFF
-        p[2] = length & 0xFF
-        p[3] = ftype
-        p[4] = flags
-        p[5] = (sid >> 24) & 0x7F
-        p[6] = (sid >> 16) & 0xFF
-        p[7] = (sid >> 8) & 0xFF
-        p[8] = sid & 0xFF
+        _frame_header(<unsigned char*>PyByteArray_AS_STRING(self.out) + old, length, ftype,
+                      flags, sid)
         return 0
 
     cdef inline int _write(self, const char* data, Py_ssize_t n) except -1:
@@ -816,7 +822,6 @@ cdef class H2Connection:
         cdef bytes block, lit = None
         cdef Py_ssize_t hlen
         cdef uint32_t sid = self.next_id
-        cdef unsigned char prefix[5]
         if (mlen > self.conn_send_window or mlen > self.peer_initial_window
                 or mlen > self.peer_max_frame or sid > 0x7FFFFFFF):
             return False
@@ -838,19 +843,27 @@ cdef class H2Connection:
         self.max_started_id = sid
         self.conn_send_window -= mlen
         self.streams[sid] = s
-        self._frame(hlen, F_HEADERS, FLAG_END_HEADERS, sid)
-        self._write(PyBytes_AS_STRING(block), PyBytes_GET_SIZE(block))
+        # HEADERS, then DATA with the length-prefixed message: one resize of the output
+        cdef Py_ssize_t old = PyByteArray_GET_SIZE(self.out)
+        cdef Py_ssize_t blen = PyBytes_GET_SIZE(block)
+        PyByteArray_Resize(self.out, old + 18 + hlen + mlen)
+        cdef unsigned char* p = <unsigned char*>PyByteArray_AS_STRING(self.out) + old
+        _frame_header(p, hlen, F_HEADERS, FLAG_END_HEADERS, sid)
+        p += 9
+        memcpy(p, PyBytes_AS_STRING(block), blen)
+        p += blen
         if lit is not None:
-            self._write(PyBytes_AS_STRING(lit), PyBytes_GET_SIZE(lit))
-        self._frame(mlen, F_DATA, FLAG_END_STREAM, sid)
+            memcpy(p, PyBytes_AS_STRING(lit), hlen - blen)
+            p += hlen - blen
+        _frame_header(p, mlen, F_DATA, FLAG_END_STREAM, sid)
+        p += 9
         mlen -= 5
-        prefix[0] = 0
-        prefix[1] = (mlen >> 24) & 0xFF
-        prefix[2] = (mlen >> 16) & 0xFF
-        prefix[3] = (mlen >> 8) & 0xFF
-        prefix[4] = mlen & 0xFF
-        self._write(<char*>prefix, 5)
-        self._write(PyBytes_AS_STRING(message), mlen)
+        p[0] = 0
+        p[1] = (mlen >> 24) & 0xFF
+        p[2] = (mlen >> 16) & 0xFF
+        p[3] = (mlen >> 8) & 0xFF
+        p[4] = mlen & 0xFF
+        memcpy(p + 5, PyBytes_AS_STRING(message), mlen)
         return True
 
     cpdef H2Stream start(self, object handle, str path, object message, object timeout,

@@ -8,6 +8,7 @@
 # takes over and the AsyncCall completes with what that returns. AsyncCaller starts them
 # (or, with no connection ready, returns the coroutine AsyncClient._call instead).
 
+cimport cython
 from cpython.contextvars cimport PyContext_Enter, PyContext_Exit
 from cpython.ref cimport PyObject, Py_INCREF
 
@@ -70,6 +71,7 @@ cdef enum:
     SEND_NEXT = 1
 
 
+@cython.final
 cdef class AsyncCall(H2Stream):
     """A unary etcd call in flight on the native transport: await it for its decoded
     result. It is an asyncio future (``done()``, ``result()``, ``cancel()``,

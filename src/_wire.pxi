@@ -195,13 +195,26 @@ cdef int _read_header(
     return 0
 
 
+# The cluster and member ids of the last header parsed, and their int objects: the next
+# header, from the same member, shares them instead of making two new 64-bit ints.
+cdef uint64_t _last_cluster_id = 0, _last_member_id = 0
+cdef object _last_cluster_obj = 0, _last_member_obj = 0
+
+
 cdef ResponseHeader _parse_header(const unsigned char* p, const unsigned char* end):
+    global _last_cluster_id, _last_member_id, _last_cluster_obj, _last_member_obj
     cdef uint64_t fields[4]
     cdef ResponseHeader h
     _read_header(p, end, fields)
     h = ResponseHeader.__new__(ResponseHeader)
-    h.cluster_id = fields[0]
-    h.member_id = fields[1]
+    if fields[0] != _last_cluster_id:
+        _last_cluster_obj = fields[0]
+        _last_cluster_id = fields[0]
+    if fields[1] != _last_member_id:
+        _last_member_obj = fields[1]
+        _last_member_id = fields[1]
+    h.cluster_id = _last_cluster_obj
+    h.member_id = _last_member_obj
     h.revision = <int64_t>fields[2]
     h.raft_term = fields[3]
     return h
