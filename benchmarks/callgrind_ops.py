@@ -52,12 +52,13 @@ def _child(endpoint: str, op: str, ops: int) -> None:
         async with fastetcd.AsyncClient(endpoint, transport="native") as client:
             await client.put(GET_KEY, VALUE)
             transport = client._slot.transport
-            requests = [_plan.put(key(i), VALUE).request for i in range(10_000)]
+            keys = [key(i) for i in range(10_000)]  # made before: measure the client only
+            requests = [_plan.put(k, VALUE).request for k in keys]
             get_request = _plan.get(GET_KEY).request
             if op == "get":
                 call = lambda i: client.get(GET_KEY)  # noqa: E731
             elif op == "put":
-                call = lambda i: client.put(key(i), VALUE)  # noqa: E731
+                call = lambda i: client.put(keys[i % 10_000], VALUE)  # noqa: E731
             elif op == "raw-get":
                 call = lambda i: transport.unary(_plan.KV_RANGE, get_request, None)  # noqa: E731
             elif op == "raw-put":
