@@ -485,6 +485,11 @@ def test_unsent_write_is_retried_once_the_server_is_back(
     client.put(etcd_prefix + b"warm", b"1")
     proxy.reject(True)
     proxy.cut()
+    # Let the client see the reset first: a write made on the connection while its reset is
+    # still on the way may have left (grpcio: "Stream removed (sendmsg: Connection reset by
+    # peer)") and is rightly not repeated; test_write_lost_in_flight_is_not_repeated covers
+    # that. Here the write is made while the server cannot be reached at all.
+    time.sleep(0.2)
     timer = threading.Timer(0.7, proxy.reject, args=(False,))
     timer.start()
     try:
