@@ -220,6 +220,15 @@ cdef class AsyncCall(H2Stream):
             return _AsyncCancelled()
         return _AsyncCancelled(self.cancel_message)
 
+    # What asyncio.gather reads of a cancelled child, as it does of asyncio's own futures.
+
+    @property
+    def _cancel_message(self):
+        return self.cancel_message
+
+    def _make_cancelled_error(self):
+        return self._cancelled_error()
+
     # ---------------------------------------------------------------- the call
 
     cdef void _resolve(self, object result, object exc):

@@ -200,6 +200,14 @@ def test_cancelling_calls_in_flight(proxy: TcpProxy, etcd_prefix: bytes, loop_ki
             for t in (task, awaiting):
                 with pytest.raises(asyncio.CancelledError):
                     await t
+            # gather with a cancelled child: its CancelledError, as a result or raised
+            kept, dropped = client.get(key), client.get(key)
+            both = asyncio.gather(kept, dropped, return_exceptions=True)
+            await asyncio.sleep(0.05)
+            dropped.cancel("dropped")
+            with pytest.raises(asyncio.CancelledError):
+                gathered = asyncio.gather(client.get(key), _cancelled_soon(client.get(key)))
+                await asyncio.wait_for(gathered, 5)
             # wait_for gives up on it
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(client.get(key), 0.05)
@@ -208,6 +216,9 @@ def test_cancelling_calls_in_flight(proxy: TcpProxy, etcd_prefix: bytes, loop_ki
             await asyncio.sleep(0.05)
             proxy.resume()
             assert (await survivor).value == b"v"  # type: ignore[union-attr]
+            first, second = await asyncio.wait_for(both, 5)
+            assert first.value == b"v"  # type: ignore[union-attr]
+            assert isinstance(second, asyncio.CancelledError) and second.args == ("dropped",)
             await asyncio.sleep(0.05)
             assert await _idle(client)
 
@@ -216,6 +227,11 @@ def test_cancelling_calls_in_flight(proxy: TcpProxy, etcd_prefix: bytes, loop_ki
 
 async def _await(call: Awaitable[Any]) -> Any:
     return await call
+
+
+def _cancelled_soon(call: Any) -> Any:
+    asyncio.get_running_loop().call_later(0.05, call.cancel)
+    return call
 
 
 @pytest.mark.parametrize("loop_kind", LOOPS)
