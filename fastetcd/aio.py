@@ -91,7 +91,8 @@ class AsyncClient(ClientBase):
     coroutine (``asyncio.create_task`` takes it). On the native transport, called from the
     running loop, it is an ``AsyncCall``: the call already started (the request leaves with
     the loop's next write, awaited or not) and an asyncio future (``done``, ``result``,
-    ``cancel``, ``add_done_callback``; cancelling it resets its HTTP/2 stream).
+    ``cancel``, ``add_done_callback``; cancelling it resets its HTTP/2 stream; a failure
+    nobody reads is reported to the loop's exception handler when the call is dropped).
     """
 
     _transport: AsyncTransport

@@ -95,8 +95,19 @@ cdef class AsyncCall(H2Stream):
     cdef bint callback_wakes_task  # it is the wake-up of the Task awaiting the call
     cdef list more_callbacks  # [(callback, context), ...] after it
     cdef int outcome
+    cdef bint retrieved  # its exception was read (await, result(), exception())
     # asyncio's protocol for future-like objects: True while a Task waits on it
     cdef public bint _asyncio_future_blocking
+
+    def __del__(self):
+        # As asyncio's futures do: a failure nobody read is reported, not lost (a call is
+        # sent whether or not it is awaited, so a write may fail unseen).
+        if self.outcome == CALL_DONE and self.error is not None and not self.retrieved:
+            self.loop.call_exception_handler({
+                "message": f"{self!r}: exception was never retrieved",
+                "exception": self.error,
+                "future": self,
+            })
 
     def __repr__(self):
         states = ("pending", "done", "cancelled")
@@ -152,6 +163,7 @@ cdef class AsyncCall(H2Stream):
         was cancelled, ``InvalidStateError`` while it is pending)."""
         if self.outcome == CALL_DONE:
             if self.error is not None:
+                self.retrieved = True
                 raise self.error
             return self.value
         if self.outcome == CALL_CANCELLED:
@@ -162,6 +174,7 @@ cdef class AsyncCall(H2Stream):
         """The call's exception, or None (raises like :meth:`result` when cancelled or
         pending)."""
         if self.outcome == CALL_DONE:
+            self.retrieved = True
             return self.error
         if self.outcome == CALL_CANCELLED:
             raise self._cancelled_error()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -171,6 +172,36 @@ def test_done_callbacks_get_the_call_in_their_context(etcd_server, etcd_prefix, 
                 await failing
             await asyncio.sleep(0)
             assert len(errors_seen) == 1 and isinstance(errors_seen[0], errors.FutureRevisionError)
+
+    _run(loop_kind, body)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_a_failure_nobody_reads_is_reported(etcd_server, etcd_prefix, loop_kind) -> None:  # type: ignore[no-untyped-def]
+    async def body() -> None:
+        reported: list[dict[str, Any]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: reported.append(ctx))
+        async with fastetcd.AsyncClient(etcd_server.endpoint, transport="native") as client:
+            await client.get(etcd_prefix + b"k")  # connected: calls are AsyncCalls from now
+            read = client.compact(10**12)  # fails, and is read below
+            unread = client.compact(10**12)  # fails, and is never read
+            for call in (read, unread):
+                while not call.done():
+                    await asyncio.sleep(0.01)
+            assert isinstance(read.exception(), errors.FutureRevisionError)
+            del read, call
+            gc.collect()
+            assert reported == []
+            del unread
+            gc.collect()
+            assert len(reported) == 1
+            assert isinstance(reported[0]["exception"], errors.FutureRevisionError)
+            assert "exception was never retrieved" in reported[0]["message"]
+            ok = client.get(etcd_prefix + b"k")  # a success nobody reads: nothing to report
+            await asyncio.sleep(0.1)
+            del ok
+            gc.collect()
+            assert len(reported) == 1
 
     _run(loop_kind, body)
 
