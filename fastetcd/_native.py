@@ -35,6 +35,9 @@ from typing import Any
 
 from ._transport import Endpoint, Metadata, TransportConfig, load_tls
 from .errors import (
+    DEADLINE_MESSAGE as _DEADLINE_MESSAGE,
+)
+from .errors import (
     CancelledError,
     EtcdError,
     InvalidArgumentError,
@@ -49,8 +52,6 @@ __all__ = [
     "NativeAsyncStream",
     "available",
 ]
-
-_DEADLINE_MESSAGE = "Deadline Exceeded"
 
 
 def _flag(name: str) -> bool:

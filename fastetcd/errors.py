@@ -331,6 +331,11 @@ class DeadlineExceededError(EtcdError):
     default_code = StatusCode.DEADLINE_EXCEEDED
 
 
+#: The details of a call whose deadline passed, as grpcio gives them (the native transport
+#: gives the same).
+DEADLINE_MESSAGE = "Deadline Exceeded"
+
+
 class CancelledError(EtcdError):
     """The call was cancelled (by the caller, or because the client was closed)."""
 

@@ -19,6 +19,7 @@ from time import monotonic as _monotonic
 
 from fastetcd._codec cimport Call
 
+from fastetcd.errors import DEADLINE_MESSAGE as _DEADLINE_MESSAGE
 from fastetcd.errors import EtcdError as _EtcdError
 from fastetcd.errors import InvalidArgumentError as _InvalidArgumentError
 
@@ -276,7 +277,7 @@ cdef class AsyncCall(H2Stream):
         self._attempt_over()
         if conn.ok:
             conn.call_done()
-        self._retry(_status_error(4, "Deadline Exceeded"))
+        self._retry(_status_error(4, _DEADLINE_MESSAGE))
 
     cdef void _attempt_over(self) except *:
         """What ends the first attempt, whatever its outcome (AsyncClient._attempts does
