@@ -32,11 +32,11 @@ def test_signatures_and_docs_match_the_plan() -> None:
                 (p.name, p.kind, p.default, str(p.annotation)) for p in plan.parameters.values()
             ], (cls.__name__, name)
             assert method.__doc__ and method.__doc__ == getattr(_plan, name).__doc__
-        assert _awaited(getattr(fastetcd.AsyncClient, name))
-        assert not _awaited(getattr(fastetcd.Client, name))
+        assert awaited(getattr(fastetcd.AsyncClient, name))
+        assert not awaited(getattr(fastetcd.Client, name))
 
 
-def _awaited(method: object) -> bool:
+def awaited(method: object) -> bool:
     """A coroutine function, or a function declared to return a coroutine (the AsyncClient's
     unary calls return their call already started: an AsyncCall, future and coroutine in one,
     on the native transport)."""
