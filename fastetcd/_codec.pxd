@@ -13,9 +13,16 @@ cdef class KeyValue:
     cdef tuple _tuple(self)
 
 
+# A compiled response parser: the decoded message between two pointers (see _wire.pxi)
+ctypedef object (*ResponseParser)(const unsigned char*, const unsigned char*)
+
+
 cdef class Call:
     cdef readonly str method
     cdef readonly bytes request
     cdef readonly object decode
     cdef readonly bint repeatable
     cdef readonly object timeout
+    # the compiled parser ``decode`` runs over the bytes, when the planner set it (NULL:
+    # call ``decode``); the native transport parses a response in place with it
+    cdef ResponseParser parse

@@ -671,9 +671,11 @@ cdef class Call:
 
 
 cdef Call _new_call(str method, bytes request, object decode, bint repeatable,
-                    object timeout):
-    # Call(...) without its argument parsing (the planners of the hottest calls)
+                    object timeout, ResponseParser parse):
+    # Call(...) without its argument parsing (the planners of the hottest calls), with
+    # ``parse``, the compiled parser ``decode`` runs
     cdef Call call = Call.__new__(Call)
+    call.parse = parse
     call.method = method
     call.request = request
     call.decode = decode
@@ -842,7 +844,7 @@ def encode_put_request(
     )
 
 
-def encode_put(key, value, lease, prev_kv, ignore_value, ignore_lease):
+cpdef bytes encode_put(key, value, lease, prev_kv, ignore_value, ignore_lease):
     """A client's put arguments, checked and coerced (keys and values as bytes or str,
     ``lease`` an int64), encoded as a PutRequest; bad arguments raise the
     ``fastetcd.errors`` exceptions of :func:`key_bytes`, :func:`to_bytes` and
@@ -886,7 +888,7 @@ cdef bytes _put_request(
     return _check_end(p, out)
 
 
-def encode_get(key, revision, serializable):
+cpdef bytes encode_get(key, revision, serializable):
     """A client's get arguments, checked and coerced (``key`` bytes or str, not empty;
     ``revision`` an int >= 0), encoded as the RangeRequest for that one key."""
     cdef bytes k = _user_key(key, "key")
@@ -914,7 +916,7 @@ KV_PUT = "/etcdserverpb.KV/Put"
 cdef double _INF = float("inf")
 
 
-def check_timeout(timeout):
+cpdef object check_timeout(timeout):
     """Check a per-call ``timeout``: None, or a finite number of seconds > 0 (returned as a
     float); anything else raises ``InvalidArgumentError``."""
     if timeout is None:
@@ -932,7 +934,7 @@ def plan_get(key, revision, serializable, timeout):
     """The :class:`Call` of a get: :func:`encode_get`'s request to ``KV_RANGE``, decoded
     by :func:`decode_get_response`, repeatable, with the checked ``timeout``."""
     return _new_call(KV_RANGE, encode_get(key, revision, serializable), decode_get_response,
-                     True, check_timeout(timeout))
+                     True, check_timeout(timeout), <ResponseParser>_parse_get)
 
 
 def plan_put(key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, idempotent):
@@ -940,7 +942,8 @@ def plan_put(key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, id
     :func:`decode_put_response`, repeatable only if ``idempotent``, with the checked
     ``timeout``."""
     return _new_call(KV_PUT, encode_put(key, value, lease, prev_kv, ignore_value, ignore_lease),
-                     decode_put_response, bool(idempotent), check_timeout(timeout))
+                     decode_put_response, bool(idempotent), check_timeout(timeout),
+                     <ResponseParser>_parse_put)
 
 
 def encode_delete_range_request(key, range_end, bint prev_kv):

@@ -603,6 +603,13 @@ cdef class H2Stream:
     def __repr__(self):
         return f"<H2Stream id={self.id} state={self.state} unary={self.unary}>"
 
+    cdef bint _parse_now(self, const unsigned char* p, Py_ssize_t n) except -1:
+        """A unary call's response message, ``n`` bytes at ``p`` in the read buffer:
+        True if the stream parsed it there (it then keeps the result, or the parse error,
+        until the trailers tell how the call ended); False to have it copied into bytes.
+        (Overridden by :class:`AsyncCall`.)"""
+        return False
+
     cdef void _resolve(self, object result, object exc):
         """The call ended: ``result`` (exc None) or ``exc`` goes to the handle. (The
         asyncio driver's :class:`AsyncCall`, a stream that is its own future, overrides
@@ -1382,7 +1389,10 @@ cdef class H2Connection:
             if not self._check_prefix(s, flag, mlen):
                 return 0
             if n - pos >= mlen:  # the whole message (or its whole body) is here
-                message = PyBytes_FromStringAndSize(<char*>p + pos, mlen)
+                if s.unary and s.nmessages == 0 and s._parse_now(p + pos, mlen):
+                    message = None  # the stream parsed it where it lies
+                else:
+                    message = PyBytes_FromStringAndSize(<char*>p + pos, mlen)
                 pos += mlen
                 self._on_message(s, message, mlen)
                 if s.state == ST_CLOSED:

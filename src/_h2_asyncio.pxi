@@ -17,7 +17,7 @@ import contextvars as _contextvars
 from asyncio import CancelledError as _AsyncCancelled
 from time import monotonic as _monotonic
 
-from fastetcd._codec cimport Call
+from fastetcd._codec cimport Call, ResponseParser
 
 from fastetcd.errors import DEADLINE_MESSAGE as _DEADLINE_MESSAGE
 from fastetcd.errors import EtcdError as _EtcdError
@@ -90,6 +90,8 @@ cdef class AsyncCall(H2Stream):
     cdef object retrying  # the task running AsyncClient._retry after a failed attempt
     cdef object value
     cdef object error
+    cdef bint parsed  # the first attempt's response was parsed where it arrived: into
+    cdef object parse_error  # value, or this
     cdef object cancel_message
     cdef object callback  # the first done-callback and its context (the usual one)
     cdef object callback_context
@@ -253,10 +255,14 @@ cdef class AsyncCall(H2Stream):
         try:
             self._attempt_over()
             if exc is None:
-                try:
-                    self.value = self.call.decode(result)
-                except BaseException as decode_error:
-                    self.error = decode_error
+                if self.parsed:
+                    self.error = self.parse_error
+                    self.parse_error = None
+                else:
+                    try:
+                        self.value = self.call.decode(result)
+                    except BaseException as decode_error:
+                        self.error = decode_error
                 self.outcome = CALL_DONE
                 if self.callback is not None or self.more_callbacks is not None:
                     conn._wake_later(self)
@@ -265,6 +271,20 @@ cdef class AsyncCall(H2Stream):
         except BaseException as bug:  # never lose the call, whatever went wrong
             self.error = bug
             self._finish()
+
+    cdef bint _parse_now(self, const unsigned char* p, Py_ssize_t n) except -1:
+        # The response parsed in the read buffer by the planner's compiled parser (no
+        # bytes object for it), when there is one; a failed parse fails the call only if
+        # the trailers say it succeeded (see _resolve).
+        cdef ResponseParser parse = self.call.parse
+        if parse == NULL:
+            return False
+        try:
+            self.value = parse(p, p + n)
+        except BaseException as exc:
+            self.parse_error = exc
+        self.parsed = True
+        return True
 
     def _expire(self):
         """The deadline passed during the first attempt: reset the stream; the retry

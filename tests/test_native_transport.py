@@ -770,3 +770,65 @@ def test_stream_recv_many_batches_deadline_and_interrupt(kind: str) -> None:
 
             asyncio.run(body())
         assert not server.errors
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_async_client_responses_parsed_where_they_arrive(loop_kind: str) -> None:
+    """The AsyncClient's get and put parse their response in the read buffer (no bytes
+    object for it): a whole message, one split across DATA frames (copied, then decoded as
+    before), a malformed one (the codec's DecodeError, as decode_get_response raises), and
+    a malformed one whose trailers report an error (the status wins: the message is not the
+    call's result)."""
+    from fastetcd import _codec
+    from fastetcd._pb import rpc_pb2
+
+    kv = rpc_pb2.RangeResponse()
+    kv.header.revision = 7
+    kv.kvs.add(key=b"k", value=b"v" * 300, mod_revision=7, create_revision=5, version=3)
+    good = kv.SerializeToString()
+    put = rpc_pb2.PutResponse()
+    put.header.revision = 8
+    bad = b"\x0a\x05\x08"
+    with pytest.raises(errors.DecodeError) as expected:
+        _codec.decode_get_response(bad)
+    plan: dict[bytes, tuple[bytes, int, int]] = {}
+
+    def handler(server: PeerServer, conn: PeerConnection, sid: int, h: Any, body: bytes) -> None:
+        if h[b":path"] == b"/etcdserverpb.KV/Put":
+            conn.respond(sid, [put.SerializeToString()])
+            return
+        key = rpc_pb2.RangeRequest.FromString(grpc_messages(body)[0]).key
+        message, status, chunk = plan[key]
+        conn.respond(sid, [message], status=status, message="no" if status else "", chunk=chunk)
+
+    plan[b"whole"] = (good, 0, 0)
+    plan[b"split"] = (good, 0, 7)
+    plan[b"bad"] = (bad, 0, 0)
+    plan[b"bad-then-error"] = (bad, 3, 0)  # INVALID_ARGUMENT: not retried
+
+    async def body() -> None:
+        import fastetcd
+
+        async with fastetcd.AsyncClient(server.endpoint, transport="native") as client:
+            await client.put(b"p", b"1")  # connects: the calls below are AsyncCalls
+            for key in (b"whole", b"split"):
+                call = client.get(key)
+                assert type(call).__name__ == "AsyncCall"
+                got = await call
+                assert got is not None and got.key == b"k" and got.value == b"v" * 300
+                assert (got.mod_revision, got.create_revision, got.version) == (7, 5, 3)
+            result = await client.put(b"p", b"2")
+            assert result.header.revision == 8
+            with pytest.raises(errors.DecodeError) as info:
+                await client.get(b"bad")
+            assert str(info.value) == str(expected.value)
+            with pytest.raises(errors.InvalidRequestError, match="no"):
+                await client.get(b"bad-then-error")
+            assert await client.get(b"whole") is not None  # the connection is still good
+
+    with PeerServer(handler) as server:
+        if loop_kind == "uvloop":
+            pytest.importorskip("uvloop").run(body())
+        else:
+            asyncio.run(body())
+    assert not server.errors
