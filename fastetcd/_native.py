@@ -478,7 +478,9 @@ class NativeAsyncTransport:
         self._config = config
         n = len(config.endpoints)
         self._by_endpoint: list[_AsyncConnection | None] = [None] * n
-        self._ready: list[_AsyncConnection] = []  # connections taking calls, in turn
+        # connections taking calls, in turn (changed in place: the client's AsyncCaller
+        # holds this list)
+        self._ready: list[_AsyncConnection] = []
         self._conns: set[_AsyncConnection] = set()  # every open connection (for close)
         self._dialing: set[int] = set()  # endpoints with a dial in progress
         self._retry_at = [0.0] * n  # monotonic time before which endpoint i is not dialled
@@ -499,7 +501,7 @@ class NativeAsyncTransport:
         if self._by_endpoint[conn.index] is conn:
             self._by_endpoint[conn.index] = None
         if conn in self._ready:
-            self._ready = [c for c in self._ready if c is not conn]
+            self._ready[:] = [c for c in self._ready if c is not conn]
         if conn.lost:
             self._conns.discard(conn)
 
@@ -619,7 +621,7 @@ class NativeAsyncTransport:
             conn.close()
             return old
         self._by_endpoint[i] = conn
-        self._ready = self._ready + [conn]
+        self._ready.append(conn)
         return conn
 
     async def _dial(self, i: int) -> _AsyncConnection:
@@ -704,7 +706,7 @@ class NativeAsyncTransport:
         """Close the connections; calls in flight fail with ``CancelledError``."""
         self._closed = True
         conns = list(self._conns)
-        self._ready = []
+        self._ready.clear()
         self._by_endpoint = [None] * len(self._by_endpoint)
         for task in list(self._tasks):
             task.cancel()

@@ -120,10 +120,15 @@ class AsyncClient(ClientBase):
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # created outside the loop: start with the first call
-            self._sync_pending = interval
+            self._set_sync_pending(interval)
             return
-        self._sync_pending = None
+        self._set_sync_pending(None)
         self._sync_task = loop.create_task(_auto_sync(weakref.ref(self), interval))
+
+    def _set_sync_pending(self, interval: float | None) -> None:
+        self._sync_pending = interval
+        if self._caller is not None:  # its calls go through _call, which starts auto-sync
+            self._caller.sync_pending = interval is not None
 
     async def _call(self, call: Call[T]) -> T:
         """Send ``call``, retrying as the retry core decides, and decode its response."""
@@ -218,7 +223,7 @@ class AsyncClient(ClientBase):
     async def close(self) -> None:
         """Close the client's connections (and stop auto-sync)."""
         self._closed = True
-        self._sync_pending = None
+        self._set_sync_pending(None)
         task, self._sync_task = self._sync_task, None
         if task is not None:
             task.cancel()

@@ -19,6 +19,7 @@ block made only of one-byte indexed fields cannot change the dynamic table, so i
 digest is memoized by its bytes until the table next changes.
 """
 
+cimport cython
 from cpython.bytearray cimport (
     PyByteArray_AS_STRING,
     PyByteArray_GET_SIZE,
@@ -623,6 +624,10 @@ cdef class H2Stream:
             pass
 
 
+def _stream_id(H2Stream s):
+    return s.id
+
+
 cdef class H2Connection:
     """The client side of one HTTP/2 connection carrying gRPC calls (sans I/O)."""
 
@@ -631,7 +636,14 @@ cdef class H2Connection:
     cdef bytearray rbuf  # get_buffer()'s read buffer (None until first used)
     cdef object rview  # a memoryview of it
     cdef Py_ssize_t rstart, rend  # its bytes not parsed yet: rbuf[rstart:rend]
-    cdef dict streams
+    # The open streams, found by id: an open-addressing table (linear probing, at most
+    # half full) in a list, so that no int object is made for an id (a dict would make
+    # one per insert, look-up and removal). A stream's home slot is (id >> 1) & mask:
+    # ids are consecutive odd numbers, so the streams in flight take consecutive slots.
+    cdef list slots
+    cdef size_t slot_mask
+    cdef Py_ssize_t nopen
+    cdef Py_ssize_t displaced  # streams not in their home slot (0: removals need no shift)
     cdef object queued
     cdef list blocked
     cdef uint32_t next_id
@@ -659,6 +671,8 @@ cdef class H2Connection:
     cdef _Head recent_head1
     cdef unsigned long recent_gen
     cdef dict templates
+    cdef str last_path  # the path last started, and its template (calls in a row are
+    cdef bytes last_template  # usually to one method: no dict look-up for them)
     cdef dict timeouts
     cdef str authority
     cdef bint secure
@@ -682,7 +696,10 @@ cdef class H2Connection:
         self.rbuf = None
         self.rview = None
         self.rstart = self.rend = 0
-        self.streams = {}
+        self.slots = [None] * 256
+        self.slot_mask = 255
+        self.nopen = 0
+        self.displaced = 0
         self.queued = deque()
         self.blocked = []
         self.next_id = 1
@@ -787,20 +804,119 @@ cdef class H2Connection:
     @property
     def active(self):
         """Calls open or waiting for a stream slot."""
-        return len(self.streams) + len(self.queued)
+        return self.nopen + len(self.queued)
 
     @property
     def usable(self):
         """True while new calls may be started on this connection."""
         return not (self.closed or self.goaway_received or self.next_id > 0x7FFFFFFF)
 
+    # -------------------------------------------------------------- the open streams
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef H2Stream _find(self, uint32_t sid):
+        """The open stream ``sid``, or None."""
+        cdef list slots = self.slots
+        cdef size_t mask = self.slot_mask
+        cdef size_t i = (sid >> 1) & mask
+        cdef object e
+        while True:
+            e = slots[i]
+            if e is None:
+                return None
+            if (<H2Stream>e).id == sid:
+                return <H2Stream>e
+            i = (i + 1) & mask
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef int _add(self, H2Stream s) except -1:
+        """Enter the just opened stream ``s`` (its id set)."""
+        if (self.nopen + 1) * 2 > <Py_ssize_t>(self.slot_mask + 1):
+            self._resize((self.slot_mask + 1) * 2)
+        cdef list slots = self.slots
+        cdef size_t mask = self.slot_mask
+        cdef size_t home = (s.id >> 1) & mask, i = home
+        while slots[i] is not None:
+            i = (i + 1) & mask
+        slots[i] = s
+        self.nopen += 1
+        if i != home:
+            self.displaced += 1
+        return 0
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef int _remove(self, H2Stream s) except -1:
+        """Forget the stream ``s`` if it is in the table (closing twice is harmless)."""
+        cdef list slots = self.slots
+        cdef size_t mask = self.slot_mask
+        cdef size_t i = (s.id >> 1) & mask, j, k
+        cdef object e
+        while True:
+            e = slots[i]
+            if e is None:
+                return 0
+            if e is s:
+                break
+            i = (i + 1) & mask
+        self.nopen -= 1
+        if i != (s.id >> 1) & mask:
+            self.displaced -= 1
+        # Close the gap: move up each later stream of the run whose probe passed slot i
+        # (its home is not in the cyclic interval (i, j]), as linear probing requires.
+        # With no stream out of its home slot, no probe passes any slot: nothing moves.
+        j = i
+        while self.displaced:
+            j = (j + 1) & mask
+            e = slots[j]
+            if e is None:
+                break
+            k = ((<H2Stream>e).id >> 1) & mask
+            if (k <= i or k > j) if i < j else (k <= i and k > j):
+                slots[i] = e
+                if i == k:
+                    self.displaced -= 1
+                i = j
+        slots[i] = None
+        return 0
+
+    cdef int _resize(self, Py_ssize_t size) except -1:
+        cdef list old = self.slots
+        cdef H2Stream s
+        self.slots = [None] * size
+        self.slot_mask = size - 1
+        self.nopen = 0
+        self.displaced = 0
+        for e in old:
+            if e is not None:
+                self._add(<H2Stream>e)
+        return 0
+
+    cdef list _open_streams(self):
+        """The open streams, in the order they were opened."""
+        cdef list found = [e for e in self.slots if e is not None]
+        found.sort(key=_stream_id)
+        return found
+
+    cdef void _clear_streams(self):
+        self.slots = [None] * 256
+        self.slot_mask = 255
+        self.nopen = 0
+        self.displaced = 0
+
     # -------------------------------------------------------------- starting calls
 
     cdef bytes _template(self, str path):
+        if path is self.last_path:
+            return self.last_template
         block = self.templates.get(path)
         if block is None:
             block = encode_request_headers(path, self.authority, self.secure)
             self.templates[path] = block
+        self.last_path = path
+        self.last_template = <bytes>block
         return <bytes>block
 
     cdef bytes _timeout_literal(self, object timeout):
@@ -849,7 +965,7 @@ cdef class H2Connection:
         self.next_id += 2
         self.max_started_id = sid
         self.conn_send_window -= mlen
-        self.streams[sid] = s
+        self._add(s)
         # HEADERS, then DATA with the length-prefixed message: one resize of the output
         cdef Py_ssize_t old = PyByteArray_GET_SIZE(self.out)
         cdef Py_ssize_t blen = PyBytes_GET_SIZE(block)
@@ -891,7 +1007,7 @@ cdef class H2Connection:
         if self.goaway_received:
             raise _unavailable("the server is going away (GOAWAY)", False)
         if (unary and not metadata and type(message) is bytes and not self.queued
-                and len(self.streams) < self.peer_max_streams):
+                and self.nopen < self.peer_max_streams):
             if self._start_unary_fast(s, path, <bytes>message, timeout):
                 return 0
         s.unary = unary
@@ -903,7 +1019,7 @@ cdef class H2Connection:
             s.sendbuf = bytearray(b"\x00" + (<uint32_t>len(message)).to_bytes(4, "big"))
             s.sendbuf += message
         s.end_pending = unary
-        if len(self.streams) >= self.peer_max_streams or self.queued:
+        if self.nopen >= self.peer_max_streams or self.queued:
             s.state = ST_QUEUED
             self.queued.append(s)
         else:
@@ -922,7 +1038,7 @@ cdef class H2Connection:
         s.recv_window = OUR_STREAM_WINDOW
         s.recv_unacked = 0
         s.header_block = None
-        self.streams[sid] = s
+        self._add(s)
         cdef int end_flag = 0
         if s.end_pending and (s.sendbuf is None or len(s.sendbuf) == 0):
             end_flag = FLAG_END_STREAM
@@ -1027,7 +1143,7 @@ cdef class H2Connection:
         s.state = ST_CLOSED
         if self.last_stream is s:
             self.last_stream = None
-        self.streams.pop(s.id, None)
+        self._remove(s)
         s.sendbuf = None
         s.rbuf = None
         s.partial = None
@@ -1037,7 +1153,7 @@ cdef class H2Connection:
                 self.blocked.remove(s)
             except ValueError:
                 pass
-        while (self.queued and len(self.streams) < self.peer_max_streams
+        while (self.queued and self.nopen < self.peer_max_streams
                and not self.closed):
             if self.goaway_received or self.next_id > 0x7FFFFFFF:
                 break
@@ -1074,8 +1190,8 @@ cdef class H2Connection:
     cdef void _fail_all_with(self, str message, object sent_unknown, bint cancelled):
         cdef H2Stream s
         self.closed = True
-        pending = list(self.streams.values()) + list(self.queued)
-        self.streams.clear()
+        pending = self._open_streams() + list(self.queued)
+        self._clear_streams()
         self.last_stream = None
         self.queued.clear()
         self.blocked.clear()
@@ -1101,8 +1217,8 @@ cdef class H2Connection:
             self._write(debug, len(debug))
         self.closed = True
         self.error = InternalError(text)
-        pending = list(self.streams.values()) + list(self.queued)
-        self.streams.clear()
+        pending = self._open_streams() + list(self.queued)
+        self._clear_streams()
         self.last_stream = None
         self.queued.clear()
         self.blocked.clear()
@@ -1261,10 +1377,10 @@ cdef class H2Connection:
             return last  # open: _close_stream forgets it
         if sid == 0:
             raise _ConnectionError(E_PROTOCOL, f"{what} on stream 0")
-        s = self.streams.get(sid)
+        s = self._find(sid)
         if s is not None:
-            self.last_stream = <H2Stream>s
-            return <H2Stream>s
+            self.last_stream = s
+            return s
         if (sid & 1) == 0 or sid > self.max_started_id:
             raise _ConnectionError(E_PROTOCOL, f"{what} on idle stream {sid}")
         return None
@@ -1615,7 +1731,7 @@ cdef class H2Connection:
                     )
                 delta = <int64_t>value - self.peer_initial_window
                 self.peer_initial_window = value
-                for s in self.streams.values():
+                for s in self._open_streams():
                     s.send_window += delta
                     if s.send_window > MAX_WINDOW:
                         raise _ConnectionError(
@@ -1628,7 +1744,7 @@ cdef class H2Connection:
         self.settings_received = True
         self._frame(0, F_SETTINGS, FLAG_ACK, 0)
         self._unblock()
-        while self.queued and len(self.streams) < self.peer_max_streams:
+        while self.queued and self.nopen < self.peer_max_streams:
             if self.goaway_received or self.next_id > 0x7FFFFFFF:
                 break
             self._open(<H2Stream>self.queued.popleft())
@@ -1727,7 +1843,7 @@ cdef class H2Connection:
         name = _ERROR_NAMES.get(code, str(code))
         message = f"the server is closing the connection (GOAWAY {name}"
         message += f": {debug})" if debug else ")"
-        refused = [s for s in self.streams.values() if s.id > last] + list(self.queued)
+        refused = [s for s in self._open_streams() if s.id > last] + list(self.queued)
         self.queued.clear()
         for s in refused:
             if s.state == ST_QUEUED:

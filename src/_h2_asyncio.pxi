@@ -8,8 +8,8 @@
 # takes over and the AsyncCall completes with what that returns. AsyncCaller starts them
 # (or, with no connection ready, returns the coroutine AsyncClient._call instead).
 
-cimport cython
 from cpython.contextvars cimport PyContext_Enter, PyContext_Exit
+from cpython.object cimport PyObject_GenericGetAttr, PyObject_GenericSetAttr
 from cpython.ref cimport PyObject, Py_INCREF
 
 import collections.abc as _abc
@@ -433,6 +433,71 @@ cdef extern from *:
 fastetcd_set_am_send(AsyncCall, <void*>_async_call_send)
 
 
+# An asyncio Task that awaits a future-like object reads its ``_asyncio_future_blocking``,
+# calls its ``get_loop()`` and sets ``_asyncio_future_blocking = False``, by name, on every
+# await. Through the generic attribute look-up that is ~1k instructions a call (a bound
+# method made and freed for get_loop alone); AsyncCall's own look-up answers those two names
+# first and leaves every other name to the generic one.
+
+
+@cython.final
+cdef class _LoopGetter:
+    """A call's ``get_loop``: returns the loop (one per connection, made once)."""
+
+    cdef object loop
+
+    def __call__(self):
+        return self.loop
+
+    def __repr__(self):
+        return f"<get_loop of an AsyncCall on {self.loop!r}>"
+
+
+cdef str _BLOCKING = "_asyncio_future_blocking"
+cdef str _GET_LOOP = "get_loop"
+
+
+cdef object _async_call_getattr(object obj, object name):
+    # AsyncCall's tp_getattro (a new reference; the arguments are borrowed)
+    cdef AsyncCall c = <AsyncCall>obj
+    cdef AsyncConnectionBase conn
+    if name is _BLOCKING:
+        return c._asyncio_future_blocking
+    if name is _GET_LOOP and c.conn is not None:
+        conn = c.conn
+        if conn.loop_getter is None:
+            conn.loop_getter = _LoopGetter.__new__(_LoopGetter)
+            conn.loop_getter.loop = conn.loop
+        if conn.loop_getter.loop is c.loop:
+            return conn.loop_getter
+    return PyObject_GenericGetAttr(obj, name)
+
+
+cdef int _async_call_setattr(object obj, object name, object value) except -1:
+    # AsyncCall's tp_setattro (value NULL: delete)
+    if name is _BLOCKING and <PyObject*>value != NULL:
+        (<AsyncCall>obj)._asyncio_future_blocking = value
+        return 0
+    return PyObject_GenericSetAttr(obj, name, value)
+
+
+cdef extern from *:
+    """
+    /* Cython has no spelling for a cdef class's own tp_getattro/tp_setattro. */
+    static int fastetcd_set_attr_slots(PyObject *type, void *get, void *set) {
+        PyTypeObject *t = (PyTypeObject *)type;
+        t->tp_getattro = (getattrofunc)get;
+        t->tp_setattro = (setattrofunc)set;
+        PyType_Modified(t);
+        return 0;
+    }
+    """
+    int fastetcd_set_attr_slots(object type, void* get, void* set) except -1
+
+
+fastetcd_set_attr_slots(AsyncCall, <void*>_async_call_getattr, <void*>_async_call_setattr)
+
+
 cdef class AsyncConnectionBase:
     """The part of the asyncio driver's connection (``fastetcd._native._AsyncConnection``,
     the protocol class built on this one) that calls use as they start and end, typed so
@@ -447,6 +512,7 @@ cdef class AsyncConnectionBase:
     cdef list woken  # calls completed by reads since _wake last ran
     cdef bint wake_pending
     cdef object done_future  # a Future done with None (see AsyncCall._run_callbacks)
+    cdef _LoopGetter loop_getter  # what its calls' get_loop attribute is (see below)
 
     cdef void _wake_later(self, AsyncCall call) except *:
         # One loop handle runs the done-callbacks of all the calls a read completed (in
@@ -499,16 +565,21 @@ cdef class AsyncConnectionBase:
 cdef class AsyncCaller:
     """Starts an AsyncClient's unary calls (it is the client's ``_start`` on the native
     transport): an :class:`AsyncCall` with the request queued on a ready connection, or,
-    when none is ready, the transport is not native (a test's stand-in) or the client is
-    used outside its loop, the coroutine ``client._call(call)``, which connects first."""
+    when none is ready (or not every endpoint has one and the loop is not running), the
+    transport is not native (a test's stand-in) or auto-sync waits for the first call,
+    the coroutine ``client._call(call)``, which connects first."""
 
     cdef readonly object client
     cdef object native_type  # fastetcd._native.NativeAsyncTransport
-    cdef object slot  # the client's TransportSlot when last looked at
+    cdef object slot  # the client's TransportSlot (the client says when it changes: use())
     # AsyncCalls in flight on it; it is added to slot.calls when the client moves on to
     # another slot (use()), so that AsyncCalls on the current slot touch no Python object
     cdef Py_ssize_t calls
+    # auto-sync waits for the client's first call in its loop (the client sets and clears
+    # this as it sets and clears its _sync_pending)
+    cdef public bint sync_pending
     cdef object transport  # and its transport
+    cdef list ready  # the native transport's _ready (its ready connections, in turn)
     cdef bint native
     cdef Py_ssize_t endpoints  # how many the transport has
     cdef size_t turn  # round-robin over the ready connections
@@ -522,6 +593,7 @@ cdef class AsyncCaller:
         self.max_send_bytes = client._max_send_bytes
         self.timeout = client._timeout
         self.metadata = client._metadata
+        self._use(client._slot)
 
     def use(self, slot):
         """The client moved to ``slot`` (auto-sync replaced its transport)."""
@@ -536,6 +608,7 @@ cdef class AsyncCaller:
         self.native = isinstance(self.transport, self.native_type)
         if self.native:
             self.endpoints = len(self.transport._by_endpoint)
+            self.ready = self.transport._ready
 
     cdef void _ended(self, slot) except *:
         # an AsyncCall's attempt on ``slot`` ended
@@ -548,9 +621,11 @@ cdef class AsyncCaller:
 
     cdef AsyncConnectionBase _connection(self):
         # The transport's _pick() (a ready connection, in turn), minus its Python call
-        # while every endpoint has one (with fewer, _pick() also starts the dials of the
-        # others, from the running loop); None unless the connection's loop is running.
-        ready = self.transport._ready
+        # while every endpoint has one. With fewer, _pick() also starts the dials of the
+        # others, which needs the loop running: then None unless it is. (A call started
+        # while the loop is not running, e.g. one given to run_until_complete, is sent
+        # when the loop runs: its write and timer are the loop's handles.)
+        cdef list ready = self.ready
         cdef Py_ssize_t n = len(ready)
         cdef AsyncConnectionBase conn
         if n and n == self.endpoints:
@@ -559,9 +634,7 @@ cdef class AsyncCaller:
             else:
                 self.turn += 1
                 conn = <AsyncConnectionBase?>ready[self.turn % n]
-            if conn.ok and conn.loop.is_running():
-                return conn
-            return None
+            return conn if conn.ok else None
         if not n or not ready[0].loop.is_running():
             return None
         conn = self.transport._pick()
@@ -573,17 +646,9 @@ cdef class AsyncCaller:
         """Start ``call`` (a planned ``Call``): see the class."""
         cdef Call planned
         client = self.client
-        if client._sync_pending is not None:
+        if self.sync_pending or not self.native or type(call) is not Call:
             return client._call(call)
-        slot = client._slot
-        if slot is not self.slot:
-            self._use(slot)
-        if not self.native or type(call) is not Call:
-            return client._call(call)
-        # (a call made outside the loop, e.g. given to run_until_complete, goes the
-        # coroutine's way: picking a connection may start dials, which need the loop
-        # running; asyncio's _get_running_loop() would say more, with a getpid() system
-        # call each time)
+        slot = self.slot
         cdef AsyncConnectionBase conn = self._connection()
         if conn is None:
             return client._call(call)

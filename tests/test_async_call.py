@@ -64,6 +64,21 @@ def test_a_call_is_a_started_future_and_coroutine(etcd_server, etcd_prefix, loop
             assert call.done() and not call.cancelled() and call.exception() is None
             assert call.result() is got
             assert await call is got  # awaiting a done call again gives its result
+            assert call.get_loop() is asyncio.get_running_loop()  # once done too
+
+            # what a Task reads and sets on the future it awaits (answered by the call's
+            # own attribute look-up first; every other name goes the generic way)
+            pending = client.get(key)
+            assert pending._asyncio_future_blocking is False
+            pending._asyncio_future_blocking = True
+            assert pending._asyncio_future_blocking is True
+            pending._asyncio_future_blocking = False
+            with pytest.raises(AttributeError):
+                pending.no_such_attribute  # noqa: B018
+            with pytest.raises(AttributeError):
+                pending.no_such_attribute = 1
+            assert pending.get_loop() is asyncio.get_running_loop()
+            assert (await pending).value == b"v"
 
             # started at once: a put that is never awaited still happens
             # (a read started after it need not see it: the write is not done yet)

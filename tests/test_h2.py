@@ -456,6 +456,58 @@ def test_max_concurrent_streams_queues_calls() -> None:
     assert [h.result for h in handles] == [b"r1", b"r3", b"r5", b"x", b"y"]
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_open_streams_are_found_by_id_whatever_the_order_they_end_in(data: Any) -> None:
+    """The core's table of open streams (open addressing by stream id): calls end in any
+    order, some cancelled, while a long-lived call stays open as ids run past it, with
+    enough in flight to grow the table; every response reaches its own call, frames on a
+    cancelled stream are ignored, and ``active`` counts what is open."""
+    pair = Pair({SETTINGS.MAX_CONCURRENT_STREAMS: 5000})
+    core = pair.core
+    keeper = Handle()
+    kept = core.start(keeper, "/a.B/C", b"keep", None)
+    open_: dict[int, tuple[Any, Handle]] = {}
+    # (rounds of up to 100: the ids wrap around the table's 256 slots onto the slots of
+    # calls still open, so lookups probe past them and removals must close the gaps)
+    for _ in range(data.draw(st.integers(1, 12))):
+        for _ in range(data.draw(st.integers(1, 100))):
+            handle = Handle()
+            stream = core.start(handle, "/a.B/C", b"q", None)
+            open_[stream.id] = (stream, handle)
+        pair.pump()
+        assert core.active == len(open_) + 1
+        ending = data.draw(st.permutations(sorted(open_)))
+        ending = ending[: data.draw(st.integers(0, len(ending)))]
+        for sid in ending:
+            stream, handle = open_.pop(sid)
+            if sid % 3 == 0:
+                core.cancel(stream)
+                pair.pump()
+                assert not handle.done
+            else:
+                pair.respond(sid, [b"%d" % sid])
+                assert handle.result == b"%d" % sid and handle.error is None
+        assert core.active == len(open_) + 1
+    for sid in sorted(open_, reverse=True):
+        pair.respond(sid, [b"last %d" % sid])
+        assert open_[sid][1].result == b"last %d" % sid
+    pair.respond(kept.id, [b"kept"])
+    assert keeper.result == b"kept" and core.active == 0
+
+
+def test_hundreds_of_streams_in_flight_grow_the_table() -> None:
+    pair = Pair({SETTINGS.MAX_CONCURRENT_STREAMS: 5000})
+    handles = [Handle() for _ in range(700)]
+    streams = [pair.core.start(h, "/a.B/C", b"x", None) for h in handles]
+    pair.pump()
+    assert pair.core.active == 700 and all(s.id for s in streams)
+    for stream in streams[1::2] + streams[::2]:
+        pair.respond(stream.id, [b"%d" % stream.id])
+    assert [h.result for h in handles] == [b"%d" % s.id for s in streams]
+    assert pair.core.active == 0
+
+
 def test_cancel_sends_rst_and_ignores_late_frames() -> None:
     pair = Pair()
     handle = Handle()
