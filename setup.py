@@ -17,6 +17,11 @@ if not os.environ.get("FASTETCD_NO_EXTENSIONS"):
             Extension("fastetcd._h2", ["src/_h2.pyx"], extra_compile_args=["-O2"]),
             Extension("fastetcd._retry", ["src/_retry.pyx"], extra_compile_args=["-O2"]),
             Extension("fastetcd._watch", ["src/_watch.pyx"], extra_compile_args=["-O2"]),
+            # The asyncio client, compiled from its own Python source (Cython's pure-Python
+            # mode: the same file is the module where no compiler is present); its methods
+            # are then C functions, without a Python frame per call. (Its first line tells
+            # Cython not to take annotations as C types: the methods check their arguments.)
+            Extension("fastetcd.aio", ["fastetcd/aio.py"], extra_compile_args=["-O2"]),
         ],
         compiler_directives={"language_level": "3", "embedsignature": True},
         annotate=bool(os.environ.get("FASTETCD_CYTHON_ANNOTATE")),

@@ -8,12 +8,16 @@ twins (``FASTETCD_NO_EXTENSIONS=1``). ``RetryPolicy`` says how calls are retried
 
 from typing import TYPE_CHECKING
 
-from . import errors, txn, watch
-from ._impl import EXTENSIONS_LOADED, retry
-from .aio import AsyncClient
-from .client import Client
-from .cluster import Member, MemberListResult
-from .kv import (
+from . import _impl, errors, txn, watch
+from ._impl import retry
+
+# the asyncio client: its compiled build, or its source (FASTETCD_NO_EXTENSIONS)
+_aio = _impl.load_client("aio")
+
+from .aio import AsyncClient  # noqa: E402
+from .client import Client  # noqa: E402
+from .cluster import Member, MemberListResult  # noqa: E402
+from .kv import (  # noqa: E402
     CompactResult,
     DeleteResult,
     KeyValue,
@@ -25,13 +29,17 @@ from .kv import (
     TxnResult,
     prefix_range_end,
 )
-from .watch import AsyncWatch, Event, EventType, Watch, WatchFilter, WatchResponse
+from .watch import AsyncWatch, Event, EventType, Watch, WatchFilter, WatchResponse  # noqa: E402
 
 if TYPE_CHECKING:
     from ._retry import Backoff, RetryPolicy
 else:
     RetryPolicy = retry.RetryPolicy
     Backoff = retry.Backoff
+
+#: True when the compiled codec, retry and watch cores and the compiled asyncio client are
+#: in use.
+EXTENSIONS_LOADED: bool = _impl.EXTENSIONS_LOADED and not str(_aio.__file__).endswith(".py")
 
 __version__ = "0.1.0"
 

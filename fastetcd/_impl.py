@@ -1,17 +1,24 @@
 """Chooses the compiled modules or their pure-Python twins: the codec (``fastetcd._codec`` or
 ``fastetcd._codec_py``), the retry core (``fastetcd._retry`` or ``fastetcd._retry_py``) and the
-watch core (``fastetcd._watch`` or ``fastetcd._watch_py``).
+watch core (``fastetcd._watch`` or ``fastetcd._watch_py``); and the asyncio client
+``fastetcd.aio``, compiled by Cython from its own source (the build beside ``aio.py``) or that
+source itself.
 
-``FASTETCD_NO_EXTENSIONS=1`` forces the pure twins; ``FASTETCD_REQUIRE_EXTENSIONS=1`` turns a
-failed import of a compiled module into an error instead of a silent fallback (used by CI).
+``FASTETCD_NO_EXTENSIONS=1`` forces the pure twins (and the client's source);
+``FASTETCD_REQUIRE_EXTENSIONS=1`` turns a failed import of a compiled module into an error
+instead of a silent fallback (used by CI).
 Everything else in the package reaches them through ``codec``, ``retry`` and ``watch`` here.
-``EXTENSIONS_LOADED`` is True when all the compiled modules are in use.
+``EXTENSIONS_LOADED`` is True when the compiled cores are in use (the package's own
+``EXTENSIONS_LOADED`` also needs the compiled client).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import sys
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -38,6 +45,32 @@ def _load(compiled: str, pure: str, what: str) -> tuple[ModuleType, bool]:
             ) from exc
         return importlib.import_module(f"{__package__}.{pure}"), False
     return module, True
+
+
+def load_client(name: str) -> ModuleType:
+    """Import the client module ``fastetcd.<name>``: its compiled build (made by Cython from
+    its source, which Python's import takes when it is there), or its source with
+    ``FASTETCD_NO_EXTENSIONS``. (Called by the package before it imports the module.)"""
+    if not _flag("FASTETCD_NO_EXTENSIONS"):
+        module = importlib.import_module(f"{__package__}.{name}")
+        if _flag("FASTETCD_REQUIRE_EXTENSIONS") and str(module.__file__).endswith(".py"):
+            raise ImportError(
+                f"FASTETCD_REQUIRE_EXTENSIONS is set but fastetcd.{name} is not compiled"
+            )
+        return module
+    full = f"{__package__}.{name}"
+    full = f"{__package__}.{name}"
+    spec = importlib.util.spec_from_file_location(full, Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[full] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[full]
+        raise
+    setattr(sys.modules[__package__], name, module)
+    return module
 
 
 if TYPE_CHECKING:

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False, embedsignature=False
 """The asyncio client, :class:`AsyncClient`: the same methods as :class:`fastetcd.Client`, to
 await. Request building and response decoding live in ``_plan`` and the codec, retry
 decisions in the retry core; this module only sends, waits and receives. On the native
@@ -36,6 +37,10 @@ from .kv import (
 )
 from .txn import Compare, Op
 from .watch import AsyncWatch, Event, WatchFilter, WatchResponse
+
+# the planners of the hottest calls, looked up once (a module attribute per call otherwise)
+_plan_get = codec.plan_get
+_plan_put = codec.plan_put
 
 __all__ = ["AsyncClient"]
 
@@ -256,7 +261,7 @@ class AsyncClient(ClientBase):
         idempotent: bool = False,
     ) -> Coroutine[Any, Any, KeyValue | None]:
         # the planner's compiled core, called positionally (what _plan.get does)
-        return self._start(codec.plan_get(key, revision, serializable, timeout))
+        return self._start(_plan_get(key, revision, serializable, timeout))
 
     @doc_of(_plan.range)
     def range(
@@ -347,9 +352,7 @@ class AsyncClient(ClientBase):
     ) -> Coroutine[Any, Any, PutResult]:
         # the planner's compiled core, called positionally (what _plan.put does)
         return self._start(
-            codec.plan_put(
-                key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, idempotent
-            ),
+            _plan_put(key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, idempotent),
         )
 
     @doc_of(_plan.delete)
