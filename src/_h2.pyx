@@ -31,7 +31,7 @@ from cpython.bytes cimport (
     PyBytes_GET_SIZE,
 )
 from libc.stdint cimport int64_t, uint32_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove
 
 from asyncio import InvalidStateError as _AsyncInvalidState
@@ -107,6 +107,8 @@ cdef enum:
     # practice (streaming calls give window back as the caller takes messages).
     OUR_STREAM_WINDOW = 16777216
     OUR_CONN_WINDOW = 1073741824
+    # The output buffer is freed after a write when it has grown past this.
+    OUT_KEEP = 1048576
     # Largest header block (and decoded header list) accepted from the server.
     MAX_HEADER_LIST = 1048576
     # The read buffer of get_buffer()/buffer_updated(): a read goes into its free end,
@@ -631,7 +633,11 @@ def _stream_id(H2Stream s):
 cdef class H2Connection:
     """The client side of one HTTP/2 connection carrying gRPC calls (sans I/O)."""
 
-    cdef bytearray out
+    # the bytes to send, until data_to_send() takes them: a C buffer that keeps its size
+    # from one write to the next (a bytearray emptied by each write grew again by reallocs)
+    cdef unsigned char* out
+    cdef Py_ssize_t out_len
+    cdef Py_ssize_t out_cap
     cdef bytes inbuf
     cdef bytearray rbuf  # get_buffer()'s read buffer (None until first used)
     cdef object rview  # a memoryview of it
@@ -691,7 +697,7 @@ cdef class H2Connection:
 
     def __init__(self, str authority, bint secure=False,
                  Py_ssize_t max_recv_bytes=2**31 - 1):
-        self.out = bytearray()
+        self.out_len = 0
         self.inbuf = b""
         self.rbuf = None
         self.rview = None
@@ -737,20 +743,31 @@ cdef class H2Connection:
 
     # -------------------------------------------------------------- output
 
+    def __dealloc__(self):
+        free(self.out)
+
+    cdef unsigned char* _reserve(self, Py_ssize_t n) except NULL:
+        """Append ``n`` bytes to the output, to be written at the pointer returned."""
+        cdef Py_ssize_t need = self.out_len + n, cap
+        cdef unsigned char* grown
+        if need > self.out_cap:
+            cap = max(need, 2 * self.out_cap, 4096)
+            grown = <unsigned char*>realloc(self.out, cap)
+            if grown == NULL:
+                raise MemoryError()
+            self.out = grown
+            self.out_cap = cap
+        grown = self.out + self.out_len
+        self.out_len = need
+        return grown
+
     cdef inline int _frame(self, Py_ssize_t length, int ftype, int flags,
                            uint32_t sid) except -1:
-        cdef Py_ssize_t old = PyByteArray_GET_SIZE(self.out)
-        if PyByteArray_Resize(self.out, old + 9) < 0:
-            return -1
-        _frame_header(<unsigned char*>PyByteArray_AS_STRING(self.out) + old, length, ftype,
-                      flags, sid)
+        _frame_header(self._reserve(9), length, ftype, flags, sid)
         return 0
 
     cdef inline int _write(self, const char* data, Py_ssize_t n) except -1:
-        cdef Py_ssize_t old = PyByteArray_GET_SIZE(self.out)
-        if PyByteArray_Resize(self.out, old + n) < 0:
-            return -1
-        memcpy(PyByteArray_AS_STRING(self.out) + old, data, n)
+        memcpy(self._reserve(n), data, n)
         return 0
 
     cdef void _u32(self, uint32_t v):
@@ -772,12 +789,16 @@ cdef class H2Connection:
     @property
     def has_output(self):
         """True when :meth:`data_to_send` has bytes to return."""
-        return PyByteArray_GET_SIZE(self.out) > 0
+        return self.out_len > 0
 
     cpdef bytes data_to_send(self):
         """The bytes to write to the socket now (and forget)."""
-        cdef bytes data = bytes(self.out)
-        del self.out[:]
+        cdef bytes data = PyBytes_FromStringAndSize(<char*>self.out, self.out_len)
+        self.out_len = 0
+        if self.out_cap > OUT_KEEP:  # after a large request: do not hold on to the memory
+            free(self.out)
+            self.out = NULL
+            self.out_cap = 0
         self.flushed_max_id = self.max_started_id
         return data
 
@@ -937,7 +958,7 @@ cdef class H2Connection:
         return block
 
     cdef bint _start_unary_fast(self, H2Stream s, str path, bytes message,
-                                object timeout):
+                                object timeout) except -1:
         """Open unary call ``s`` if its request fits the windows and one frame: HEADERS
         and DATA written straight to the output (the common case); False if it does not
         fit."""
@@ -955,6 +976,10 @@ cdef class H2Connection:
             hlen += PyBytes_GET_SIZE(lit)
         if hlen > self.peer_max_frame:
             return False
+        # HEADERS, then DATA with the length-prefixed message: one reservation of output
+        # (made first: nothing has changed if it fails)
+        cdef Py_ssize_t blen = PyBytes_GET_SIZE(block)
+        cdef unsigned char* p = self._reserve(18 + hlen + mlen)
         s.unary = True
         s.id = sid
         s.state = ST_OPEN
@@ -966,11 +991,6 @@ cdef class H2Connection:
         self.max_started_id = sid
         self.conn_send_window -= mlen
         self._add(s)
-        # HEADERS, then DATA with the length-prefixed message: one resize of the output
-        cdef Py_ssize_t old = PyByteArray_GET_SIZE(self.out)
-        cdef Py_ssize_t blen = PyBytes_GET_SIZE(block)
-        PyByteArray_Resize(self.out, old + 18 + hlen + mlen)
-        cdef unsigned char* p = <unsigned char*>PyByteArray_AS_STRING(self.out) + old
         _frame_header(p, hlen, F_HEADERS, FLAG_END_HEADERS, sid)
         p += 9
         memcpy(p, PyBytes_AS_STRING(block), blen)

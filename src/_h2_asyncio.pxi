@@ -440,17 +440,24 @@ fastetcd_set_am_send(AsyncCall, <void*>_async_call_send)
 # first and leaves every other name to the generic one.
 
 
-@cython.final
-cdef class _LoopGetter:
-    """A call's ``get_loop``: returns the loop (one per connection, made once)."""
+cdef extern from *:
+    """
+    /* A call's get_loop: a builtin function bound to the loop, returning it (one per
+       connection, made once). */
+    static PyObject *fastetcd_return_self(PyObject *self, PyObject *unused) {
+        Py_INCREF(self);
+        return self;
+    }
 
-    cdef object loop
+    static PyMethodDef fastetcd_get_loop_def = {
+        "get_loop", fastetcd_return_self, METH_NOARGS, "The event loop the call runs on."
+    };
 
-    def __call__(self):
-        return self.loop
-
-    def __repr__(self):
-        return f"<get_loop of an AsyncCall on {self.loop!r}>"
+    static PyObject *fastetcd_loop_getter(PyObject *loop) {
+        return PyCFunction_New(&fastetcd_get_loop_def, loop);
+    }
+    """
+    object fastetcd_loop_getter(object loop)
 
 
 cdef str _BLOCKING = "_asyncio_future_blocking"
@@ -463,13 +470,11 @@ cdef object _async_call_getattr(object obj, object name):
     cdef AsyncConnectionBase conn
     if name is _BLOCKING:
         return c._asyncio_future_blocking
-    if name is _GET_LOOP and c.conn is not None:
+    if name is _GET_LOOP and c.conn is not None and c.conn.loop is c.loop:
         conn = c.conn
         if conn.loop_getter is None:
-            conn.loop_getter = _LoopGetter.__new__(_LoopGetter)
-            conn.loop_getter.loop = conn.loop
-        if conn.loop_getter.loop is c.loop:
-            return conn.loop_getter
+            conn.loop_getter = fastetcd_loop_getter(conn.loop)
+        return conn.loop_getter
     return PyObject_GenericGetAttr(obj, name)
 
 
@@ -512,7 +517,7 @@ cdef class AsyncConnectionBase:
     cdef list woken  # calls completed by reads since _wake last ran
     cdef bint wake_pending
     cdef object done_future  # a Future done with None (see AsyncCall._run_callbacks)
-    cdef _LoopGetter loop_getter  # what its calls' get_loop attribute is (see below)
+    cdef object loop_getter  # what its calls' get_loop attribute is (see below)
 
     cdef void _wake_later(self, AsyncCall call) except *:
         # One loop handle runs the done-callbacks of all the calls a read completed (in
@@ -545,7 +550,7 @@ cdef class AsyncConnectionBase:
         """Write what the core has to send now."""
         self.flush_pending = False
         cdef H2Connection core = self.core
-        if PyByteArray_GET_SIZE(core.out) and not self.lost and self.transport is not None:
+        if core.out_len and not self.lost and self.transport is not None:
             sent = core.flushed_max_id
             self.transport.write(core.data_to_send())
             if self.transport.is_closing():
@@ -556,7 +561,7 @@ cdef class AsyncConnectionBase:
     cpdef call_done(self):
         """A call finished or was abandoned: flush its RST_STREAM; close the connection
         if it is draining and this was its last call."""
-        if PyByteArray_GET_SIZE(self.core.out):
+        if self.core.out_len:
             self.schedule_flush()
         if not self.ok and not self.lost and self.core.active == 0:
             self.close()
