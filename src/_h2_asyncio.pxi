@@ -11,6 +11,7 @@
 from cpython.contextvars cimport PyContext_Enter, PyContext_Exit
 from cpython.object cimport PyObject_GenericGetAttr, PyObject_GenericSetAttr
 from cpython.ref cimport PyObject, Py_INCREF
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
 import collections.abc as _abc
 import contextvars as _contextvars
@@ -185,6 +186,9 @@ cdef class AsyncCall(H2Stream):
 
     def add_done_callback(self, fn, *, context=None):
         """Call ``fn(self)`` from the loop once the call is done (in ``context``)."""
+        self._add_done_callback(fn, context)
+
+    cdef void _add_done_callback(self, object fn, object context) except *:
         if context is None:
             context = _contextvars.copy_context()
         if self.outcome != CALL_PENDING:
@@ -456,12 +460,59 @@ cdef extern from *:
     static PyObject *fastetcd_loop_getter(PyObject *loop) {
         return PyCFunction_New(&fastetcd_get_loop_def, loop);
     }
+
+    /* A call's add_done_callback attribute: a builtin bound to the call (see
+       _add_done_callback_fast; its C function is set at module init). */
+    static PyMethodDef fastetcd_add_done_callback_def = {
+        "add_done_callback", NULL, METH_FASTCALL | METH_KEYWORDS,
+        "Call fn(call) from the loop once the call is done (in context)."
+    };
+
+    static void fastetcd_set_add_done_callback(void *fn) {
+        fastetcd_add_done_callback_def.ml_meth = (PyCFunction)fn;
+    }
+
+    static PyObject *fastetcd_add_done_callback_of(PyObject *call) {
+        return PyCFunction_New(&fastetcd_add_done_callback_def, call);
+    }
     """
     object fastetcd_loop_getter(object loop)
+    void fastetcd_set_add_done_callback(void* fn)
+    object fastetcd_add_done_callback_of(object call)
+
+
+fastetcd_set_add_done_callback(<void*>_add_done_callback_fast)
 
 
 cdef str _BLOCKING = "_asyncio_future_blocking"
 cdef str _GET_LOOP = "get_loop"
+cdef str _ADD_DONE_CALLBACK = "add_done_callback"
+cdef str _CONTEXT = "context"
+
+
+cdef object _add_done_callback_fast(object obj, PyObject** args, Py_ssize_t nargs,
+                                    PyObject* kwnames):
+    # A call's add_done_callback as its attribute gives it: a builtin (vectorcall, no
+    # keyword parsing for the one keyword a Task passes, ``context``); any other use of
+    # keywords goes to the method.
+    # (asyncio's Task names it with a string of its own: compared by value)
+    cdef PyObject* context = NULL
+    if nargs == 1 and (kwnames == NULL or (
+            PyTuple_GET_SIZE(<object>kwnames) == 1
+            and <object>PyTuple_GET_ITEM(<object>kwnames, 0) == _CONTEXT)):
+        if kwnames != NULL:
+            context = args[1]
+        (<AsyncCall>obj)._add_done_callback(
+            <object>args[0], None if context == NULL else <object>context
+        )
+        return None
+    method = PyObject_GenericGetAttr(obj, _ADD_DONE_CALLBACK)
+    call_args = tuple([<object>args[i] for i in range(nargs)])
+    kwargs = {}
+    if kwnames != NULL:
+        for i in range(PyTuple_GET_SIZE(<object>kwnames)):
+            kwargs[<object>PyTuple_GET_ITEM(<object>kwnames, i)] = <object>args[nargs + i]
+    return method(*call_args, **kwargs)
 
 
 cdef object _async_call_getattr(object obj, object name):
@@ -470,6 +521,8 @@ cdef object _async_call_getattr(object obj, object name):
     cdef AsyncConnectionBase conn
     if name is _BLOCKING:
         return c._asyncio_future_blocking
+    if name is _ADD_DONE_CALLBACK:
+        return fastetcd_add_done_callback_of(obj)
     if name is _GET_LOOP and c.conn is not None and c.conn.loop is c.loop:
         conn = c.conn
         if conn.loop_getter is None:

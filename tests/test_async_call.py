@@ -167,6 +167,16 @@ def test_done_callbacks_get_the_call_in_their_context(etcd_server, etcd_prefix, 
 
             call.add_done_callback(removed)
             assert call.remove_done_callback(removed) == 1
+            # misuse is refused as the method's signature says (fn, *, context=None)
+            with pytest.raises(TypeError):
+                call.add_done_callback()  # type: ignore[call-arg]
+            with pytest.raises(TypeError):
+                call.add_done_callback(removed, context)  # type: ignore[misc]
+            with pytest.raises(TypeError):
+                call.add_done_callback(removed, ctx=context)  # type: ignore[call-arg]
+            add = call.add_done_callback  # the attribute is a callable bound to the call
+            add(removed, context=None)
+            assert call.remove_done_callback(removed) == 1
             value = await call
             await asyncio.sleep(0)
             assert [(name, who is call, v) for name, who, v in seen] == [
