@@ -38,6 +38,7 @@ from libc.stdint cimport (
     uint32_t,
     uint64_t,
 )
+from libc.string cimport memcmp, memcpy
 
 from fastetcd._codec cimport KeyValue, ResponseHeader
 

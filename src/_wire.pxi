@@ -4,8 +4,8 @@
 #
 # The including module provides the names used here: the cimports of cpython.buffer
 # (PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer), cpython.bytes (PyBytes_*),
-# cpython.long / cpython.number (for _arg_int), libc.stdint (int64_t, uint64_t), the
-# ResponseHeader class, and DecodeError.
+# cpython.long / cpython.number (for _arg_int), libc.stdint (int64_t, uint64_t),
+# libc.string (memcmp, memcpy), the ResponseHeader class, and DecodeError.
 
 # -------------------- argument checks
 
@@ -173,6 +173,33 @@ cdef inline bytes _bytes_at(const unsigned char* p, Py_ssize_t n):
 # -------------------- shared message parsers
 
 
+# The varint bytes of the last cluster_id and member_id read, and their values: the next
+# header (from the same member, in the common case) has the same bytes, compared instead
+# of decoded (they are random 64-bit numbers: ten bytes each).
+cdef unsigned char _id_bytes[2][10]
+cdef Py_ssize_t _id_len[2]
+cdef uint64_t _id_value[2]
+_id_len[0] = _id_len[1] = 0
+
+
+cdef inline int _read_id(const unsigned char** pp, const unsigned char* end, int which,
+                         uint64_t* out) except -1:
+    """Read the cluster_id (0) or member_id (1) varint at ``*pp``."""
+    cdef const unsigned char* p = pp[0]
+    cdef Py_ssize_t n = _id_len[which]
+    if n and end - p >= n and memcmp(p, _id_bytes[which], n) == 0:
+        # the same bytes as last time, ending where a varint ends: the same value
+        out[0] = _id_value[which]
+        pp[0] = p + n
+        return 0
+    _read_varint(pp, end, out)
+    n = pp[0] - p
+    memcpy(_id_bytes[which], p, n)
+    _id_len[which] = n
+    _id_value[which] = out[0]
+    return 0
+
+
 cdef int _read_header(
     const unsigned char* p, const unsigned char* end, uint64_t* fields
 ) except -1:
@@ -183,9 +210,9 @@ cdef int _read_header(
     while p < end:
         _read_varint(&p, end, &tag)
         if tag == 0x08:
-            _read_varint(&p, end, &fields[0])
+            _read_id(&p, end, 0, &fields[0])
         elif tag == 0x10:
-            _read_varint(&p, end, &fields[1])
+            _read_id(&p, end, 1, &fields[1])
         elif tag == 0x18:
             _read_varint(&p, end, &fields[2])
         elif tag == 0x20:

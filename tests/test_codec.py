@@ -451,6 +451,44 @@ def test_wrong_wire_type_in_nested_messages(codec: ModuleType) -> None:
         codec.decode_txn_response(field_bytes(3, op))
 
 
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0, 1, 129, 2**63 + 5, 2**64 - 1, 0x0102030405060708]),
+            st.sampled_from([0, 7, 2**63 + 5, 2**64 - 1]),
+            st.integers(0, 2**63 - 1),
+            st.integers(0, 2**64 - 1),
+            st.integers(0, 3),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_headers_in_a_row_decode_as_protobuf_says(codec: ModuleType, rows: list[Any]) -> None:
+    """Response headers decoded one after another, the cluster and member ids repeating or
+    changing (the decoder compares an id's bytes with the last ones it read), some cut
+    short inside an id: each decodes to what protobuf says, or raises DecodeError."""
+    for cluster, member, revision, term, cut in rows:
+        message = rpc_pb2.ResponseHeader(
+            cluster_id=cluster, member_id=member, revision=revision, raft_term=term
+        ).SerializeToString()
+        id_length = len(rpc_pb2.ResponseHeader(cluster_id=cluster).SerializeToString()) - 1
+        if cut and id_length > 1:  # end the message inside the cluster id's varint
+            with pytest.raises(DecodeError):
+                codec.decode_response_header(message[: 1 + min(cut, id_length - 1)])
+            continue
+        header = codec.decode_response_header(message)
+        assert (header.cluster_id, header.member_id, header.revision, header.raft_term) == (
+            cluster,
+            member,
+            revision,
+            term,
+        )
+
+
 def test_response_op_must_have_a_response(codec: ModuleType) -> None:
     with pytest.raises(DecodeError):
         codec.decode_txn_response(field_bytes(3, b""))
