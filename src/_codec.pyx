@@ -942,7 +942,7 @@ def plan_put(key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, id
     :func:`decode_put_response`, repeatable only if ``idempotent``, with the checked
     ``timeout``."""
     return _new_call(KV_PUT, encode_put(key, value, lease, prev_kv, ignore_value, ignore_lease),
-                     decode_put_response, bool(idempotent), check_timeout(timeout),
+                     decode_put_response, idempotent, check_timeout(timeout),
                      <ResponseParser>_parse_put)
 
 
