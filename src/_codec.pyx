@@ -135,9 +135,10 @@ cdef enum:
 # other attribute (the classes have no __dict__). Constructors store their arguments
 # as given, exactly like the pure twin.
 #
-# ResponseHeader and KeyValue are not tracked by the cyclic GC: decoding creates them by
-# the thousand and they only ever hold ints and bytes. (A cycle built by hand through
-# their constructor arguments would not be collected; nothing in fastetcd does that.)
+# ResponseHeader, KeyValue and PutResult are not tracked by the cyclic GC: decoding creates
+# them by the thousand and they only ever hold ints, bytes and each other. (A cycle built
+# by hand through their constructor arguments would not be collected; nothing in fastetcd
+# does that.)
 
 
 cdef extern from "structmember.h":
@@ -315,6 +316,8 @@ Result of a Range (get) request."""
         return (type(self), self._tuple())
 
 
+@cython.freelist(256)
+@cython.no_gc
 @cython.embedsignature(False)
 cdef class PutResult:
     """PutResult(header, prev_kv=None)
@@ -645,6 +648,7 @@ cdef inline object _check_end(const unsigned char* p, bytes out):
 
 @cython.final
 @cython.freelist(256)
+@cython.no_gc  # (its fields are a str, bytes, a decoder function and a number: no cycle)
 cdef class Call:
     """One planned RPC: ``decode(transport.unary(method, request))`` is its result.
 
