@@ -93,9 +93,10 @@ class AsyncClient(ClientBase):
     Create it inside the event loop that uses it; use it as an ``async with`` block or
     ``await`` :meth:`close`.
     The unary methods (``get``, ``put``, ``txn``, …) return an awaitable that is also a
-    coroutine (``asyncio.create_task`` takes it). On the native transport, called from the
-    running loop, it is an ``AsyncCall``: the call already started (the request leaves with
-    the loop's next write, awaited or not) and an asyncio future (``done``, ``result``,
+    coroutine (``asyncio.create_task`` takes it). On the native transport, once connected,
+    it is an ``AsyncCall``: the call already started (the request leaves with the loop's
+    next write, awaited or not; made while the loop is not running, when it runs) and an
+    asyncio future (``done``, ``result``,
     ``cancel``, ``add_done_callback``; cancelling it resets its HTTP/2 stream; a failure
     nobody reads is reported to the loop's exception handler when the call is dropped).
     """

@@ -20,11 +20,7 @@ digest is memoized by its bytes until the table next changes.
 """
 
 cimport cython
-from cpython.bytearray cimport (
-    PyByteArray_AS_STRING,
-    PyByteArray_GET_SIZE,
-    PyByteArray_Resize,
-)
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport (
     PyBytes_AS_STRING,
     PyBytes_FromStringAndSize,
@@ -905,7 +901,6 @@ cdef class H2Connection:
 
     cdef int _resize(self, Py_ssize_t size) except -1:
         cdef list old = self.slots
-        cdef H2Stream s
         self.slots = [None] * size
         self.slot_mask = size - 1
         self.nopen = 0
