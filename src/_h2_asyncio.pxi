@@ -569,6 +569,7 @@ cdef class AsyncConnectionBase:
     cdef bint flush_pending
     cdef list woken  # calls completed by reads since _wake last ran
     cdef bint wake_pending
+    cdef bint waking  # _wake is running callbacks
     cdef object done_future  # a Future done with None (see AsyncCall._run_callbacks)
     cdef object loop_getter  # what its calls' get_loop attribute is (see below)
 
@@ -589,18 +590,31 @@ cdef class AsyncConnectionBase:
         if self.done_future is None:
             self.done_future = self.loop.create_future()
             self.done_future.set_result(None)
-        for call in calls:
-            (<AsyncCall>call)._run_callbacks(self.done_future)
+        # The woken tasks mostly start their next calls on this connection: they are
+        # written when the callbacks are done, not from a handle of their own (which would
+        # take one more turn of the loop, with its poll, before the write).
+        self.waking = True
+        try:
+            for call in calls:
+                (<AsyncCall>call)._run_callbacks(self.done_future)
+        finally:
+            self.waking = False
+            if self.flush_pending:
+                self._flush()
 
     cpdef schedule_flush(self):
         """Write what the core has to send at the end of this loop iteration (once, for
         every call started in it)."""
         if not self.flush_pending:
             self.flush_pending = True
-            self.loop.call_soon(self.flush)
+            if not self.waking:  # (else _wake writes when its callbacks are done)
+                self.loop.call_soon(self.flush)
 
     def flush(self):
         """Write what the core has to send now."""
+        self._flush()
+
+    cdef void _flush(self) except *:
         self.flush_pending = False
         cdef H2Connection core = self.core
         if core.out_len and not self.lost and self.transport is not None:
