@@ -1,5 +1,6 @@
-"""The codec selector: FASTETCD_NO_EXTENSIONS forces the pure twin, the compiled codec is
-used otherwise, and FASTETCD_REQUIRE_EXTENSIONS turns a missing compiled codec into an error."""
+"""The codec selector: FASTETCD_NO_EXTENSIONS forces the pure twin (and the asyncio client's
+source), the compiled codec (and client) is used otherwise, and FASTETCD_REQUIRE_EXTENSIONS
+turns a missing compiled codec into an error."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import pytest
 
 from tests.conftest import CODEC_IMPLS
 
-PROBE = "import fastetcd, fastetcd._impl as i; print(fastetcd.EXTENSIONS_LOADED, i.codec.__name__)"
+PROBE = (
+    "import fastetcd, fastetcd._impl as i, fastetcd.aio as a; "
+    "print(fastetcd.EXTENSIONS_LOADED, i.codec.__name__, a.__file__.endswith('.py'), "
+    "a is fastetcd.aio and fastetcd.AsyncClient is a.AsyncClient)"
+)
 
 
 def _probe(**env: str) -> subprocess.CompletedProcess[str]:
@@ -26,9 +31,10 @@ def _probe(**env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_no_extensions_selects_pure_twin() -> None:
+    # and the asyncio client's source, even where its compiled build sits beside it
     out = _probe(FASTETCD_NO_EXTENSIONS="1")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "fastetcd._codec_py"]
+    assert out.stdout.split() == ["False", "fastetcd._codec_py", "True", "True"]
 
 
 def test_both_flags_together_are_an_error() -> None:
@@ -43,4 +49,4 @@ def test_compiled_is_default_and_required_works() -> None:
     for env in ({}, {"FASTETCD_REQUIRE_EXTENSIONS": "1"}):
         out = _probe(**env)
         assert out.returncode == 0, out.stderr
-        assert out.stdout.split() == ["True", "fastetcd._codec"]
+        assert out.stdout.split() == ["True", "fastetcd._codec", "False", "True"]
