@@ -12,7 +12,7 @@ from . import _impl, errors, txn, watch
 from ._impl import retry
 
 # the asyncio client: its compiled build, or its source (FASTETCD_NO_EXTENSIONS)
-_aio = _impl.load_client("aio")
+_aio, _aio_compiled = _impl.load_client("aio")
 
 from .aio import AsyncClient  # noqa: E402
 from .client import Client  # noqa: E402
@@ -39,7 +39,7 @@ else:
 
 #: True when the compiled codec, retry and watch cores and the compiled asyncio client are
 #: in use.
-EXTENSIONS_LOADED: bool = _impl.EXTENSIONS_LOADED and not str(_aio.__file__).endswith(".py")
+EXTENSIONS_LOADED: bool = _impl.EXTENSIONS_LOADED and _aio_compiled
 
 __version__ = "0.1.0"
 

@@ -13,7 +13,8 @@ cdef class KeyValue:
     cdef tuple _tuple(self)
 
 
-# A compiled response parser: the decoded message between two pointers (see _wire.pxi)
+# A compiled response parser: the decoded message between two pointers (the parsers of
+# _codec.pyx and _watch.pyx; _wire.pxi's _decode runs one over a buffer)
 ctypedef object (*ResponseParser)(const unsigned char*, const unsigned char*)
 
 

@@ -47,18 +47,19 @@ def _load(compiled: str, pure: str, what: str) -> tuple[ModuleType, bool]:
     return module, True
 
 
-def load_client(name: str) -> ModuleType:
+def load_client(name: str) -> tuple[ModuleType, bool]:
     """Import the client module ``fastetcd.<name>``: its compiled build (made by Cython from
     its source, which Python's import takes when it is there), or its source with
-    ``FASTETCD_NO_EXTENSIONS``. (Called by the package before it imports the module.)"""
+    ``FASTETCD_NO_EXTENSIONS``; and whether it is the build. (Called by the package before
+    it imports the module.)"""
     if not _flag("FASTETCD_NO_EXTENSIONS"):
         module = importlib.import_module(f"{__package__}.{name}")
-        if _flag("FASTETCD_REQUIRE_EXTENSIONS") and str(module.__file__).endswith(".py"):
+        compiled = not str(module.__file__).endswith(".py")
+        if _flag("FASTETCD_REQUIRE_EXTENSIONS") and not compiled:
             raise ImportError(
                 f"FASTETCD_REQUIRE_EXTENSIONS is set but fastetcd.{name} is not compiled"
             )
-        return module
-    full = f"{__package__}.{name}"
+        return module, compiled
     full = f"{__package__}.{name}"
     spec = importlib.util.spec_from_file_location(full, Path(__file__).with_name(f"{name}.py"))
     assert spec is not None and spec.loader is not None
@@ -70,7 +71,7 @@ def load_client(name: str) -> ModuleType:
         del sys.modules[full]
         raise
     setattr(sys.modules[__package__], name, module)
-    return module
+    return module, False
 
 
 if TYPE_CHECKING:

@@ -1354,18 +1354,18 @@ cdef object _parse_txn_top(const unsigned char* p, const unsigned char* end):
 def decode_response_header(data):
     """ResponseHeader: cluster_id=1 member_id=2 (uint64) revision=3 (int64) raft_term=4
     (uint64)."""
-    return _decode(data, <_parser>_parse_header)
+    return _decode(data, <ResponseParser>_parse_header)
 
 
 def decode_key_value(data):
     """mvccpb.KeyValue: key=1 create_revision=2 mod_revision=3 version=4 value=5
     lease=6."""
-    return _decode(data, <_parser>_parse_kv)
+    return _decode(data, <ResponseParser>_parse_kv)
 
 
 def decode_range_response(data):
     """RangeResponse: header=1 kvs=2 (repeated KeyValue) more=3 count=4 (int64)."""
-    return _decode(data, <_parser>_parse_range)
+    return _decode(data, <ResponseParser>_parse_range)
 
 
 def decode_get_response(data):
@@ -1376,13 +1376,13 @@ def decode_get_response(data):
 
 def decode_put_response(data):
     """PutResponse: header=1 prev_kv=2."""
-    return _decode(data, <_parser>_parse_put)
+    return _decode(data, <ResponseParser>_parse_put)
 
 
 def decode_delete_range_response(data):
     """DeleteRangeResponse: header=1 deleted=2 (int64) prev_kvs=3 (repeated
     KeyValue)."""
-    return _decode(data, <_parser>_parse_delete)
+    return _decode(data, <ResponseParser>_parse_delete)
 
 
 def decode_txn_response(data):
@@ -1393,4 +1393,4 @@ def decode_txn_response(data):
 
 def decode_compaction_response(data):
     """CompactionResponse: header=1."""
-    return _decode(data, <_parser>_parse_compact)
+    return _decode(data, <ResponseParser>_parse_compact)

@@ -479,6 +479,7 @@ cdef extern from *:
     object fastetcd_loop_getter(object loop)
     void fastetcd_set_add_done_callback(void* fn)
     object fastetcd_add_done_callback_of(object call)
+    object PyObject_Vectorcall(object fn, PyObject** args, size_t nargsf, PyObject* kwnames)
 
 
 fastetcd_set_add_done_callback(<void*>_add_done_callback_fast)
@@ -506,13 +507,9 @@ cdef object _add_done_callback_fast(object obj, PyObject** args, Py_ssize_t narg
             <object>args[0], None if context == NULL else <object>context
         )
         return None
-    method = PyObject_GenericGetAttr(obj, _ADD_DONE_CALLBACK)
-    call_args = tuple([<object>args[i] for i in range(nargs)])
-    kwargs = {}
-    if kwnames != NULL:
-        for i in range(PyTuple_GET_SIZE(<object>kwnames)):
-            kwargs[<object>PyTuple_GET_ITEM(<object>kwnames, i)] = <object>args[nargs + i]
-    return method(*call_args, **kwargs)
+    return PyObject_Vectorcall(
+        PyObject_GenericGetAttr(obj, _ADD_DONE_CALLBACK), args, nargs, kwnames
+    )
 
 
 cdef object _async_call_getattr(object obj, object name):
@@ -523,7 +520,7 @@ cdef object _async_call_getattr(object obj, object name):
         return c._asyncio_future_blocking
     if name is _ADD_DONE_CALLBACK:
         return fastetcd_add_done_callback_of(obj)
-    if name is _GET_LOOP and c.conn is not None and c.conn.loop is c.loop:
+    if name is _GET_LOOP and c.conn is not None:  # (its loop is the call's)
         conn = c.conn
         if conn.loop_getter is None:
             conn.loop_getter = fastetcd_loop_getter(conn.loop)

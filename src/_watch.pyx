@@ -40,7 +40,7 @@ from libc.stdint cimport (
 )
 from libc.string cimport memcmp, memcpy
 
-from fastetcd._codec cimport KeyValue, ResponseHeader
+from fastetcd._codec cimport KeyValue, ResponseHeader, ResponseParser
 
 import enum
 from collections import deque
@@ -643,13 +643,13 @@ cdef Event _parse_event_top(const unsigned char* p, const unsigned char* end):
 
 def decode_event(data):
     """mvccpb.Event: type=1 (enum) kv=2 prev_kv=3."""
-    return _decode(data, <_parser>_parse_event_top)
+    return _decode(data, <ResponseParser>_parse_event_top)
 
 
 def decode_watch_response(data):
     """WatchResponse: header=1 watch_id=2 created=3 canceled=4 compact_revision=5
     cancel_reason=6 (string) fragment=7 events=11 (repeated Event)."""
-    return _decode(data, <_parser>_parse_response)
+    return _decode(data, <ResponseParser>_parse_response)
 
 
 # -------------------- event iteration
@@ -999,7 +999,7 @@ cdef class WatchCore:
         nothing)."""
         cdef WatchResponse response
         for data in batch:
-            response = <WatchResponse>_decode(data, <_parser>_parse_response)
+            response = <WatchResponse>_decode(data, <ResponseParser>_parse_response)
             self._apply(response, len(data))
 
     def apply(self, WatchResponse response not None, Py_ssize_t size):

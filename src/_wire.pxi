@@ -5,7 +5,8 @@
 # The including module provides the names used here: the cimports of cpython.buffer
 # (PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer), cpython.bytes (PyBytes_*),
 # cpython.long / cpython.number (for _arg_int), libc.stdint (int64_t, uint64_t),
-# libc.string (memcmp, memcpy), the ResponseHeader class, and DecodeError.
+# libc.string (memcmp, memcpy), the ResponseHeader class, the ResponseParser type
+# (fastetcd/_codec.pxd), and DecodeError.
 
 # -------------------- argument checks
 
@@ -247,10 +248,7 @@ cdef ResponseHeader _parse_header(const unsigned char* p, const unsigned char* e
     return h
 
 
-ctypedef object (*_parser)(const unsigned char*, const unsigned char*)
-
-
-cdef object _decode(object data, _parser parse):
+cdef object _decode(object data, ResponseParser parse):
     """Run ``parse`` over the bytes of ``data`` (bytes, or any C-contiguous buffer)."""
     cdef Py_buffer view
     cdef const unsigned char* p
