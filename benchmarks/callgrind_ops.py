@@ -38,45 +38,32 @@ INFLIGHT = 64
 
 def _child(endpoint: str, op: str, ops: int) -> None:
     """Run ``ops`` operations (after a 200-op warm-up) with 64 in flight."""
-    import asyncio
 
     import uvloop
+    from _drive import run_async
 
     import fastetcd
     from fastetcd import _plan
-
-    def key(i: int) -> bytes:
-        return b"bench/%05d" % (i % 10_000)
 
     async def main() -> None:
         async with fastetcd.AsyncClient(endpoint, transport="native") as client:
             await client.put(GET_KEY, VALUE)
             transport = client._slot.transport
-            keys = [key(i) for i in range(10_000)]  # made before: measure the client only
-            requests = [_plan.put(k, VALUE).request for k in keys]
-            get_request = _plan.get(GET_KEY).request
+            # arguments made before: measure the client only
+            keys = [b"bench/%05d" % i for i in range(10_240)]
             if op == "get":
-                call = lambda i: client.get(GET_KEY)  # noqa: E731
+                fn, args = client.get, [(GET_KEY,)]
             elif op == "put":
-                call = lambda i: client.put(keys[i % 10_000], VALUE)  # noqa: E731
+                fn, args = client.put, [(k, VALUE) for k in keys]
             elif op == "raw-get":
-                call = lambda i: transport.unary(_plan.KV_RANGE, get_request, None)  # noqa: E731
+                fn, args = transport.unary, [(_plan.KV_RANGE, _plan.get(GET_KEY).request, None)]
             elif op == "raw-put":
-                call = lambda i: transport.unary(_plan.KV_PUT, requests[i % 10_000], None)  # noqa: E731
+                fn = transport.unary
+                args = [(_plan.KV_PUT, _plan.put(k, VALUE).request, None) for k in keys]
             else:
                 raise SystemExit(f"unknown op {op!r}")
-            for i in range(200):
-                await call(i)
-            counter = 0
-
-            async def worker() -> None:
-                nonlocal counter
-                while counter < ops:
-                    i = counter
-                    counter += 1
-                    await call(i)
-
-            await asyncio.gather(*[worker() for _ in range(INFLIGHT)])
+            # (the warm-up's 200 operations are in both counts and cancel out)
+            await run_async(fn, args, INFLIGHT, ops, 3600.0)
 
     uvloop.run(main())
 

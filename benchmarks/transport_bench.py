@@ -13,7 +13,9 @@ one local etcd started with ``fastetcd.testing``, for
 
 Each row reports client CPU microseconds per operation (``time.process_time`` delta / ops:
 all threads of this process, the etcd server is another process) and operations per second.
-Runs are bounded by count and by time (whichever ends first)::
+Every Python row runs on the same load driver (``benchmarks/_drive.py``: arguments made
+before the clock starts, a plain loop per worker), so that a row measures the client and not
+its harness. Runs are bounded by count and by time (whichever ends first)::
 
     python3 benchmarks/transport_bench.py [--ops 20000] [--seconds 8] [--inflight 1,64,256]
                                           [--clients native-async,...] [--json]
@@ -27,8 +29,6 @@ import json
 import platform
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import grpc  # noqa: E402
 import grpc.aio  # noqa: E402
+from _drive import run_async, run_threads  # noqa: E402
 
 import fastetcd  # noqa: E402
 from fastetcd import _plan  # noqa: E402
@@ -61,13 +62,11 @@ CLIENTS = [
 GO_BENCH = Path(__file__).resolve().parent / "go_client" / "go-bench"
 
 
-def _key(i: int) -> bytes:
-    return b"/bench/put/%06d" % (i % 10_000)
-
-
 #: The put rows' keys, made before any row runs: a row measures the client, not the
 #: formatting of its keys (the raw rows go further and pre-encode whole requests).
-KEYS = [_key(i) for i in range(10_000)]
+KEYS = [b"/bench/put/%06d" % i for i in range(10_240)]
+PUT_ARGS = [(key, VALUE) for key in KEYS]
+GET_ARGS = [(GET_KEY,)]
 
 
 class Result:
@@ -93,74 +92,21 @@ class Result:
 # ------------------------------------------------------------------------------ async drivers
 
 
-async def _run_async(
-    op: Callable[[int], Awaitable[Any]], inflight: int, max_ops: int, seconds: float
-) -> tuple[int, float, float]:
-    """``inflight`` workers call ``op(i)`` until max_ops or the time limit; (ops, wall, cpu)."""
-    for i in range(min(200, max_ops)):  # warm up: connect, fill caches
-        await op(i)
-    counter = 0
-    stop_at = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        nonlocal counter
-        while counter < max_ops:
-            i = counter
-            counter += 1
-            await op(i)
-            if (i & 63) == 0 and time.perf_counter() > stop_at:
-                return
-
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    await asyncio.gather(*[worker() for _ in range(inflight)])
-    return counter, time.perf_counter() - wall0, time.process_time() - cpu0
-
-
-def _run_threads(
-    op: Callable[[int], Any], inflight: int, max_ops: int, seconds: float
-) -> tuple[int, float, float]:
-    for i in range(min(200, max_ops)):
-        op(i)
-    lock = threading.Lock()
-    counter = [0]
-    stop_at = time.perf_counter() + seconds
-
-    def worker() -> None:
-        while True:
-            with lock:
-                i = counter[0]
-                if i >= max_ops:
-                    return
-                counter[0] += 1
-            op(i)
-            if (i & 63) == 0 and time.perf_counter() > stop_at:
-                return
-
-    threads = [threading.Thread(target=worker) for _ in range(inflight)]
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return counter[0], time.perf_counter() - wall0, time.process_time() - cpu0
-
-
 async def _fastetcd_async(endpoint: str, transport: str, op: str, n: int, max_ops: int, s: float):  # type: ignore[no-untyped-def]
     async with fastetcd.AsyncClient(endpoint, transport=transport) as client:
         if op == "put":
-            return await _run_async(lambda i: client.put(KEYS[i % 10_000], VALUE), n, max_ops, s)
-        return await _run_async(lambda i: client.get(GET_KEY), n, max_ops, s)
+            return await run_async(client.put, PUT_ARGS, n, max_ops, s)
+        return await run_async(client.get, GET_ARGS, n, max_ops, s)
 
 
 async def _raw_grpcio(endpoint: str, op: str, n: int, max_ops: int, s: float):  # type: ignore[no-untyped-def]
     async with grpc.aio.insecure_channel(endpoint) as channel:
         if op == "put":
             method = channel.unary_unary(_plan.KV_PUT)
-            requests = [_plan.put(_key(i), VALUE).request for i in range(10_000)]
-            return await _run_async(lambda i: method(requests[i % 10_000]), n, max_ops, s)
+            requests = [(_plan.put(key, VALUE).request,) for key in KEYS]
+            return await run_async(method, requests, n, max_ops, s)
         method = channel.unary_unary(_plan.KV_RANGE)
-        request = _plan.get(GET_KEY).request
-        return await _run_async(lambda i: method(request), n, max_ops, s)
+        return await run_async(method, [(_plan.get(GET_KEY).request,)], n, max_ops, s)
 
 
 async def _raw_native(endpoint: str, op: str, n: int, max_ops: int, s: float):  # type: ignore[no-untyped-def]
@@ -170,14 +116,10 @@ async def _raw_native(endpoint: str, op: str, n: int, max_ops: int, s: float):  
     transport = NativeAsyncTransport(TransportConfig(endpoints=parse_endpoints(endpoint)))
     try:
         if op == "put":
-            requests = [_plan.put(_key(i), VALUE).request for i in range(10_000)]
-            return await _run_async(
-                lambda i: transport.unary(_plan.KV_PUT, requests[i % 10_000], None), n, max_ops, s
-            )
-        request = _plan.get(GET_KEY).request
-        return await _run_async(
-            lambda i: transport.unary(_plan.KV_RANGE, request, None), n, max_ops, s
-        )
+            requests = [(_plan.KV_PUT, _plan.put(key, VALUE).request, None) for key in KEYS]
+            return await run_async(transport.unary, requests, n, max_ops, s)
+        request = (_plan.KV_RANGE, _plan.get(GET_KEY).request, None)
+        return await run_async(transport.unary, [request], n, max_ops, s)
     finally:
         await transport.close()
 
@@ -188,15 +130,15 @@ async def _aetcd(endpoint: str, op: str, n: int, max_ops: int, s: float):  # typ
     host, _, port = endpoint.rpartition(":")
     async with aetcd.Client(host, int(port)) as client:
         if op == "put":
-            return await _run_async(lambda i: client.put(KEYS[i % 10_000], VALUE), n, max_ops, s)
-        return await _run_async(lambda i: client.get(GET_KEY), n, max_ops, s)
+            return await run_async(client.put, PUT_ARGS, n, max_ops, s)
+        return await run_async(client.get, GET_ARGS, n, max_ops, s)
 
 
 def _native_sync(endpoint: str, op: str, n: int, max_ops: int, s: float):  # type: ignore[no-untyped-def]
     with fastetcd.Client(endpoint, transport="native") as client:
         if op == "put":
-            return _run_threads(lambda i: client.put(KEYS[i % 10_000], VALUE), n, max_ops, s)
-        return _run_threads(lambda i: client.get(GET_KEY), n, max_ops, s)
+            return run_threads(client.put, PUT_ARGS, n, max_ops, s)
+        return run_threads(client.get, GET_ARGS, n, max_ops, s)
 
 
 _GO_VERSIONS: dict[str, str] = {}
