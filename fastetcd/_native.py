@@ -210,8 +210,9 @@ class _AsyncConnection(_connection_base(), asyncio.BufferedProtocol):  # type: i
     """One HTTP/2 connection on an event loop. Reads go straight into the core's read
     buffer (``get_buffer``/``buffer_updated``): no bytes object per read. Its compiled base,
     ``_h2.AsyncConnectionBase``, holds what calls use (``core``, ``loop``, ``transport``,
-    ``ok``, ``lost``) and schedules the writes (``schedule_flush``, ``flush``,
-    ``call_done``)."""
+    ``ok``, ``lost``), schedules the writes (``schedule_flush``, ``flush``,
+    ``call_done``) and takes the reads (``get_buffer``, ``buffer_updated``, which calls
+    :meth:`_draining` when the connection stops taking new calls)."""
 
     def __init__(
         self,
@@ -251,21 +252,6 @@ class _AsyncConnection(_connection_base(), asyncio.BufferedProtocol):  # type: i
         config = self.owner._config
         if config.keepalive_time is not None:
             self._keepalive = self.loop.call_later(config.keepalive_time, self._ping)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.core.get_buffer(sizehint)  # type: ignore[no-any-return]
-
-    def buffer_updated(self, nbytes: int) -> None:
-        core = self.core
-        core.buffer_updated(nbytes)
-        if core.has_output:
-            self.schedule_flush()
-        if self.settled is not None and core.settings_received:
-            if not self.settled.done():
-                self.settled.set_result(None)
-            self.settled = None
-        if not core.usable:
-            self._draining()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport: connection_lost fails what is left

@@ -32,7 +32,7 @@ from libc.stdint cimport (
     int64_t,
     uint64_t,
 )
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcpy
 
 from typing import Union
 

@@ -826,6 +826,9 @@ cdef class H2Connection:
     @property
     def usable(self):
         """True while new calls may be started on this connection."""
+        return self._usable()
+
+    cdef bint _usable(self):
         return not (self.closed or self.goaway_received or self.next_id > 0x7FFFFFFF)
 
     # -------------------------------------------------------------- the open streams
@@ -1267,7 +1270,7 @@ cdef class H2Connection:
         if consumed < len(data):
             self.inbuf = (<bytes>data)[consumed:]
 
-    def get_buffer(self, Py_ssize_t sizehint=-1):
+    cpdef object get_buffer(self, Py_ssize_t sizehint=-1):
         """A writable view for the next read to fill (asyncio's ``BufferedProtocol``):
         the free end of the connection's read buffer, so a read makes no new object but
         this view. Follow each read with :meth:`buffer_updated`. Do not mix with
@@ -1288,7 +1291,7 @@ cdef class H2Connection:
             self.rend = left
         return self.rview[self.rend:]
 
-    def buffer_updated(self, Py_ssize_t nbytes):
+    cpdef buffer_updated(self, Py_ssize_t nbytes):
         """Process the ``nbytes`` a read put into :meth:`get_buffer`'s view. Never
         raises, like :meth:`receive`."""
         if nbytes < 0 or self.rbuf is None or nbytes > READ_BUFFER - self.rend:

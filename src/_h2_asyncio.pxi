@@ -569,6 +569,33 @@ cdef class AsyncConnectionBase:
     cdef bint waking  # _wake is running callbacks
     cdef object done_future  # a Future done with None (see AsyncCall._run_callbacks)
     cdef object loop_getter  # what its calls' get_loop attribute is (see below)
+    # done once the server's SETTINGS arrived (the connection is then ready for calls),
+    # failed if the connection is lost first; None after that (set by the driver)
+    cdef public object settled
+    # bound methods the loop's handles and the writes call, made once (see _bound)
+    cdef object call_soon_fn, wake_fn, flush_fn, write_fn, is_closing_fn
+    cdef object bound_transport  # the transport write_fn and is_closing_fn belong to
+
+    # The read callbacks of asyncio's BufferedProtocol, compiled: the loop calls them on
+    # every read.
+
+    def get_buffer(self, Py_ssize_t sizehint):
+        """The free end of the core's read buffer, for the next read to fill."""
+        return self.core.get_buffer(sizehint)
+
+    def buffer_updated(self, Py_ssize_t nbytes):
+        """A read put ``nbytes`` into the buffer: process them, write what they call for
+        (the calls they complete are woken by their own handle: see _wake_later)."""
+        cdef H2Connection core = self.core
+        core.buffer_updated(nbytes)
+        if core.out_len:
+            self.schedule_flush()
+        if self.settled is not None and core.settings_received:
+            if not self.settled.done():
+                self.settled.set_result(None)
+            self.settled = None
+        if not core._usable():
+            self._draining()
 
     cdef void _wake_later(self, AsyncCall call) except *:
         # One loop handle runs the done-callbacks of all the calls a read completed (in
@@ -579,7 +606,15 @@ cdef class AsyncConnectionBase:
             self.woken.append(call)
         if not self.wake_pending:
             self.wake_pending = True
-            self.loop.call_soon(self._wake)
+            if self.call_soon_fn is None:
+                self._bind_loop()
+            self.call_soon_fn(self.wake_fn)
+
+    cdef void _bind_loop(self) except *:
+        # (a connection's loop does not change: its bound methods are looked up once)
+        self.call_soon_fn = self.loop.call_soon
+        self.wake_fn = self._wake
+        self.flush_fn = self.flush
 
     def _wake(self):
         self.wake_pending = False
@@ -604,8 +639,12 @@ cdef class AsyncConnectionBase:
         every call started in it)."""
         if not self.flush_pending:
             self.flush_pending = True
-            if not self.waking:  # (else _wake writes when its callbacks are done)
-                self.loop.call_soon(self.flush)
+            # (while a wake handle is pending or running, it writes when its callbacks
+            # are done: the calls they start and, e.g., the PING ack a read queued)
+            if not (self.waking or self.wake_pending):
+                if self.call_soon_fn is None:
+                    self._bind_loop()
+                self.call_soon_fn(self.flush_fn)
 
     def flush(self):
         """Write what the core has to send now."""
@@ -615,9 +654,13 @@ cdef class AsyncConnectionBase:
         self.flush_pending = False
         cdef H2Connection core = self.core
         if core.out_len and not self.lost and self.transport is not None:
+            if self.bound_transport is not self.transport:
+                self.bound_transport = self.transport
+                self.write_fn = self.transport.write
+                self.is_closing_fn = self.transport.is_closing
             sent = core.flushed_max_id
-            self.transport.write(core.data_to_send())
-            if self.transport.is_closing():
+            self.write_fn(core.data_to_send())
+            if self.is_closing_fn():
                 # the write failed at once (a reset the loop has not read yet) or was
                 # dropped: none of it left, so the calls it started were not sent
                 core.flushed_max_id = sent

@@ -38,7 +38,7 @@ from libc.stdint cimport (
     uint32_t,
     uint64_t,
 )
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcpy
 
 from fastetcd._codec cimport KeyValue, ResponseHeader, ResponseParser
 

@@ -451,14 +451,28 @@ def test_wrong_wire_type_in_nested_messages(codec: ModuleType) -> None:
         codec.decode_txn_response(field_bytes(3, op))
 
 
+IDS = [0, 1, 7, 129, 2**63 + 5, 2**63 + 5 + (1 << 30), 2**64 - 1, 2**64 - 2, 2**63 + 2**56]
+IDS += [
+    2**63,
+    0x0102030405060708,
+    0x0102030405060709,
+    0x0202030405060708,
+    2**55 + 1,
+    2**55 + 1 + (1 << 21),
+    2**55 + 2,
+]
+
+
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from([0, 1, 129, 2**63 + 5, 2**64 - 1, 0x0102030405060708]),
-            st.sampled_from([0, 7, 2**63 + 5, 2**64 - 1]),
+            # pairs of ids whose varints have the same length and differ in one byte: the
+            # first, a middle one or the last (lengths 8, 9 and 10, and shorter ones)
+            st.sampled_from(IDS),
+            st.sampled_from(IDS),
             st.integers(0, 2**63 - 1),
             st.integers(0, 2**64 - 1),
             st.integers(0, 3),
