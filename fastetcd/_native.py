@@ -259,6 +259,7 @@ class _AsyncConnection(_connection_base(), asyncio.BufferedProtocol):  # type: i
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.ok = False
+        self._unbind()
         if self._keepalive is not None:
             self._keepalive.cancel()
         reason = f": {exc}" if exc else ""

@@ -616,6 +616,13 @@ cdef class AsyncConnectionBase:
         self.wake_fn = self._wake
         self.flush_fn = self.flush
 
+    def _unbind(self):
+        """Drop the bound methods looked up once (see _bind_loop and _flush): the
+        connection is lost, and they would keep it (and its buffers) alive in a cycle
+        until the garbage collector runs."""
+        self.call_soon_fn = self.wake_fn = self.flush_fn = None
+        self.write_fn = self.is_closing_fn = self.bound_transport = None
+
     def _wake(self):
         self.wake_pending = False
         calls, self.woken = self.woken, None
@@ -637,7 +644,7 @@ cdef class AsyncConnectionBase:
     cpdef schedule_flush(self):
         """Write what the core has to send at the end of this loop iteration (once, for
         every call started in it)."""
-        if not self.flush_pending:
+        if not self.flush_pending and not self.lost:  # (nothing is written once lost)
             self.flush_pending = True
             # (while a wake handle is pending or running, it writes when its callbacks
             # are done: the calls they start and, e.g., the PING ack a read queued)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -229,6 +230,35 @@ def test_a_failure_nobody_reads_is_reported(etcd_server, etcd_prefix, loop_kind)
             assert len(reported) == 1
 
     _run(loop_kind, body)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_a_closed_clients_connections_go_without_the_gc(
+    etcd_server, etcd_prefix, loop_kind
+) -> None:  # type: ignore[no-untyped-def]
+    """A connection looks up some bound methods once (the loop's call_soon, its own wake
+    and flush, the transport's write): it drops them when it is lost, so that a closed
+    client's connections, and their buffers, go with their last reference instead of
+    waiting in a reference cycle for the garbage collector."""
+    connections: list[weakref.ref[Any]] = []
+
+    async def body() -> None:
+        async with fastetcd.AsyncClient(etcd_server.endpoint, transport="native") as client:
+            key = etcd_prefix + b"k"
+            await client.put(key, b"v")
+            await asyncio.gather(*[client.get(key) for _ in range(20)])
+            ready = client._slot.transport._ready
+            assert ready
+            connections.extend(weakref.ref(conn) for conn in ready)
+
+    gc.collect()
+    gc.disable()
+    try:
+        _run(loop_kind, body)
+        assert len(connections) == 1
+        assert [ref() for ref in connections] == [None]
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("loop_kind", LOOPS)
