@@ -325,7 +325,7 @@ cdef class PutResult:
 
 Result of a Put request."""
 
-    cdef object header, prev_kv
+    # Fields: header, prev_kv (declared in fastetcd/_codec.pxd).
 
     def __init__(self, header, prev_kv=None):
         self.header = header
@@ -862,15 +862,33 @@ cpdef bytes encode_put(key, value, lease, prev_kv, ignore_value, ignore_lease):
 cdef bytes _put_request(
     bytes key, bytes value, uint64_t ls, bint prev_kv, bint ignore_value, bint ignore_lease
 ):
+    cdef unsigned char* p
+    out = _new_bytes(_put_size(key, value, ls, prev_kv, ignore_value, ignore_lease), &p)
+    p = _put_write(p, key, value, ls, prev_kv, ignore_value, ignore_lease)
+    return _check_end(p, out)
+
+
+cdef Py_ssize_t _put_size(
+    bytes key, bytes value, uint64_t ls, bint prev_kv, bint ignore_value, bint ignore_lease
+):
+    """The PutRequest's size in bytes (what _put_write writes)."""
     cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
     cdef Py_ssize_t vlen = PyBytes_GET_SIZE(value)
     cdef Py_ssize_t size = _vfield(ls) + 2 * (prev_kv + ignore_value + ignore_lease)
-    cdef unsigned char* p
     if klen:
         size += _lenfield(1, klen)
     if vlen:
         size += _lenfield(1, vlen)
-    out = _new_bytes(size, &p)
+    return size
+
+
+cdef unsigned char* _put_write(
+    unsigned char* p, bytes key, bytes value, uint64_t ls, bint prev_kv, bint ignore_value,
+    bint ignore_lease
+):
+    """Write the PutRequest at ``p`` (_put_size bytes); the end of what was written."""
+    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
+    cdef Py_ssize_t vlen = PyBytes_GET_SIZE(value)
     if klen:
         p = _wbytes(p, 0x0A, PyBytes_AS_STRING(key), klen)
     if vlen:
@@ -889,7 +907,7 @@ cdef bytes _put_request(
         p[0] = 0x30
         p[1] = 1
         p += 2
-    return _check_end(p, out)
+    return p
 
 
 cpdef bytes encode_get(key, revision, serializable):
@@ -898,17 +916,27 @@ cpdef bytes encode_get(key, revision, serializable):
     cdef bytes k = _user_key(key, "key")
     cdef uint64_t rev = <uint64_t>_user_int64(revision, "revision", 0)
     cdef bint ser = serializable
-    cdef Py_ssize_t klen = PyBytes_GET_SIZE(k)
     cdef unsigned char* p
-    out = _new_bytes(_lenfield(1, klen) + _vfield(rev) + 2 * ser, &p)
-    p = _wbytes(p, 0x0A, PyBytes_AS_STRING(k), klen)
+    out = _new_bytes(_get_size(k, rev, ser), &p)
+    p = _get_write(p, k, rev, ser)
+    return _check_end(p, out)
+
+
+cdef Py_ssize_t _get_size(bytes key, uint64_t rev, bint serializable):
+    """The size in bytes of the RangeRequest for one key (what _get_write writes)."""
+    return _lenfield(1, PyBytes_GET_SIZE(key)) + _vfield(rev) + 2 * serializable
+
+
+cdef unsigned char* _get_write(unsigned char* p, bytes key, uint64_t rev, bint serializable):
+    """Write the RangeRequest for one key at ``p``; the end of what was written."""
+    p = _wbytes(p, 0x0A, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))
     if rev:
         p = _wvarint_field(p, 0x20, rev)
-    if ser:
+    if serializable:
         p[0] = 0x38
         p[1] = 1
         p += 2
-    return _check_end(p, out)
+    return p
 
 
 # -------------------- whole calls (the planning of the hot client methods, in one step)

@@ -960,20 +960,48 @@ cdef class H2Connection:
         """Open unary call ``s`` if its request fits the windows and one frame: HEADERS
         and DATA written straight to the output (the common case); False if it does not
         fit."""
-        cdef Py_ssize_t mlen = PyBytes_GET_SIZE(message) + 5
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(message)
+        cdef unsigned char* p = self._open_unary_fast(s, path, n, timeout)
+        if p == NULL:
+            return False
+        memcpy(p, PyBytes_AS_STRING(message), n)
+        return True
+
+    cdef unsigned char* _begin_fast(self, H2Stream s, str path, Py_ssize_t n,
+                                    object timeout, object metadata) except? NULL:
+        """Open unary call ``s`` the fast way (see _open_unary_fast) if it can be, and
+        return where its ``n``-byte request goes; NULL if it cannot be (the caller then
+        makes the request's bytes and calls _begin). Raises as _begin does when the
+        connection takes no new calls."""
+        if self.closed:
+            raise _unavailable("the connection is closed", False)
+        if self.goaway_received:
+            raise _unavailable("the server is going away (GOAWAY)", False)
+        if metadata or self.queued or self.nopen >= self.peer_max_streams:
+            return NULL
+        return self._open_unary_fast(s, path, n, timeout)
+
+    cdef unsigned char* _open_unary_fast(self, H2Stream s, str path, Py_ssize_t n,
+                                         object timeout) except? NULL:
+        """Open unary call ``s``, whose request is ``n`` bytes, if the request fits the
+        windows and one frame: its HEADERS and the DATA frame's header and message prefix
+        are written to the output, and the ``n`` bytes the request goes in are reserved
+        after them (returned: the caller writes the request there before anything else
+        uses the output). NULL if it does not fit."""
+        cdef Py_ssize_t mlen = n + 5
         cdef bytes block, lit = None
         cdef Py_ssize_t hlen
         cdef uint32_t sid = self.next_id
         if (mlen > self.conn_send_window or mlen > self.peer_initial_window
                 or mlen > self.peer_max_frame or sid > 0x7FFFFFFF):
-            return False
+            return NULL
         block = self._template(path)
         hlen = PyBytes_GET_SIZE(block)
         if timeout is not None:
             lit = self._timeout_literal(timeout)
             hlen += PyBytes_GET_SIZE(lit)
         if hlen > self.peer_max_frame:
-            return False
+            return NULL
         # HEADERS, then DATA with the length-prefixed message: one reservation of output
         # (made first: nothing has changed if it fails)
         cdef Py_ssize_t blen = PyBytes_GET_SIZE(block)
@@ -998,14 +1026,12 @@ cdef class H2Connection:
             p += hlen - blen
         _frame_header(p, mlen, F_DATA, FLAG_END_STREAM, sid)
         p += 9
-        mlen -= 5
         p[0] = 0
-        p[1] = (mlen >> 24) & 0xFF
-        p[2] = (mlen >> 16) & 0xFF
-        p[3] = (mlen >> 8) & 0xFF
-        p[4] = mlen & 0xFF
-        memcpy(p + 5, PyBytes_AS_STRING(message), mlen)
-        return True
+        p[1] = (n >> 24) & 0xFF
+        p[2] = (n >> 16) & 0xFF
+        p[3] = (n >> 8) & 0xFF
+        p[4] = n & 0xFF
+        return p + 5
 
     cpdef H2Stream start(self, object handle, str path, object message, object timeout,
                          object metadata=None, bint unary=True):

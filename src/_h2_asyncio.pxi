@@ -18,7 +18,28 @@ import contextvars as _contextvars
 from asyncio import CancelledError as _AsyncCancelled
 from time import monotonic as _monotonic
 
-from fastetcd._codec cimport Call, ResponseParser
+from libc.stdint cimport INT64_MIN, uint64_t
+
+from fastetcd._codec cimport (
+    Call,
+    ResponseParser,
+    _get_size,
+    _get_write,
+    _parse_get,
+    _parse_put,
+    _put_size,
+    _put_write,
+    _user_bytes,
+    _user_int64,
+    _user_key,
+    check_timeout,
+)
+from fastetcd._codec import KV_PUT as _KV_PUT
+from fastetcd._codec import KV_RANGE as _KV_RANGE
+from fastetcd._codec import decode_get_response as _decode_get_response
+from fastetcd._codec import decode_put_response as _decode_put_response
+from fastetcd._codec import plan_get as _plan_get
+from fastetcd._codec import plan_put as _plan_put
 
 from fastetcd.errors import DEADLINE_MESSAGE as _DEADLINE_MESSAGE
 from fastetcd.errors import EtcdError as _EtcdError
@@ -64,6 +85,15 @@ cdef bint _is_task_wakeup(object fn) except -1:
 
 
 cdef enum:
+    # what an AsyncCall holds (see its ``call`` field)
+    KIND_CALL = 0
+    KIND_GET = 1
+    KIND_PUT = 2
+    # a put's flags
+    PUT_PREV_KV = 1
+    PUT_IGNORE_VALUE = 2
+    PUT_IGNORE_LEASE = 4
+    PUT_IDEMPOTENT = 8
     CALL_PENDING = 0
     CALL_DONE = 1
     CALL_CANCELLED = 2
@@ -83,7 +113,19 @@ cdef class AsyncCall(H2Stream):
 
     cdef object loop
     cdef AsyncCaller caller
-    cdef Call call  # the planned call: method, request, decode, repeatable
+    # What the call is: a planned Call (AsyncCaller.start), or, for a get or a put the
+    # caller wrote straight into the connection's output (AsyncCaller.get/put), that
+    # call's arguments, checked, from which the Call is planned if it is ever needed (a
+    # retry: see _planned)
+    cdef Call call
+    cdef int kind  # KIND_CALL, KIND_GET or KIND_PUT
+    cdef object arg_key, arg_value, arg_number  # get: key, revision; put: key, value, lease
+    cdef int flags  # get: serializable; put: prev_kv, ignore_value, ignore_lease, idempotent
+    cdef object call_timeout  # the checked per-call timeout (None: the client's)
+    cdef uint64_t wire_number  # the revision or lease as the request carries it
+    cdef str method
+    cdef object decode  # the decoder of a response message's bytes
+    cdef ResponseParser parse  # and the compiled parser it runs (NULL: none)
     cdef object slot  # the client's TransportSlot the first attempt counts in
     cdef AsyncConnectionBase conn  # the first attempt's connection; None once over
     cdef object timer
@@ -115,7 +157,7 @@ cdef class AsyncCall(H2Stream):
 
     def __repr__(self):
         states = ("pending", "done", "cancelled")
-        return f"<AsyncCall {self.call.method} {states[self.outcome]}>"
+        return f"<AsyncCall {self.method} {states[self.outcome]}>"
 
     # ---------------------------------------------------------------- awaiting
 
@@ -264,7 +306,7 @@ cdef class AsyncCall(H2Stream):
                     self.parse_error = None
                 else:
                     try:
-                        self.value = self.call.decode(result)
+                        self.value = self.decode(result)
                     except BaseException as decode_error:
                         self.error = decode_error
                 self.outcome = CALL_DONE
@@ -280,7 +322,7 @@ cdef class AsyncCall(H2Stream):
         # The response parsed in the read buffer by the planner's compiled parser (no
         # bytes object for it), when there is one; a failed parse fails the call only if
         # the trailers say it succeeded (see _resolve).
-        cdef ResponseParser parse = self.call.parse
+        cdef ResponseParser parse = self.parse
         if parse == NULL:
             return False
         try:
@@ -319,9 +361,34 @@ cdef class AsyncCall(H2Stream):
         """Hand the call to the client's retry coroutine, which waits as the retry core
         decides (or raises ``error``) and makes the next attempts."""
         self.retrying = self.loop.create_task(
-            self.caller.client._retry(self.call, error, self.deadline)
+            self.caller.client._retry(self._planned(), error, self.deadline)
         )
         self.retrying.add_done_callback(self._retried)
+
+    cdef unsigned char* _write_request(self, unsigned char* p):
+        """Write the request of a get or a put at ``p``; the end of what was written."""
+        if self.kind == KIND_GET:
+            return _get_write(p, self.arg_key, self.wire_number, self.flags & 1)
+        return _put_write(
+            p, self.arg_key, self.arg_value, self.wire_number, self.flags & PUT_PREV_KV,
+            self.flags & PUT_IGNORE_VALUE, self.flags & PUT_IGNORE_LEASE,
+        )
+
+    cdef Call _planned(self):
+        """The call's Call: the one it was started with, or the one its checked arguments
+        plan (the same request, decoder, repeatability and timeout)."""
+        if self.call is None:
+            if self.kind == KIND_GET:
+                self.call = _plan_get(
+                    self.arg_key, self.arg_number, self.flags & 1, self.call_timeout
+                )
+            else:
+                self.call = _plan_put(
+                    self.arg_key, self.arg_value, self.arg_number, self.flags & PUT_PREV_KV,
+                    self.flags & PUT_IGNORE_VALUE, self.flags & PUT_IGNORE_LEASE,
+                    self.call_timeout, self.flags & PUT_IDEMPOTENT,
+                )
+        return self.call
 
     def _retried(self, task):
         if self.outcome != CALL_PENDING:
@@ -771,29 +838,123 @@ cdef class AsyncCaller:
         cdef AsyncConnectionBase conn = self._connection()
         if conn is None:
             return client._call(call)
-        loop = conn.loop
         planned = <Call>call
         request = planned.request
         if len(request) > self.max_send_bytes:
             raise client._too_large(call)
-        timeout = planned.timeout
-        if timeout is None:
-            timeout = self.timeout
-        cdef AsyncCall c = AsyncCall.__new__(AsyncCall)
-        c.loop = loop
-        c.caller = self
+        cdef AsyncCall c = self._new_async_call(
+            conn, KIND_CALL, planned.method, planned.decode, planned.parse, planned.timeout
+        )
         c.call = planned
+        timeout = c.call_timeout if c.call_timeout is not None else self.timeout
         try:
             conn.core._begin(c, planned.method, request, timeout, self.metadata, True)
         except ValueError as exc:
             raise _InvalidArgumentError(f"bad metadata: {exc}") from None
         except _EtcdError:  # the connection is closing: let the coroutine go elsewhere
             return client._call(call)
+        return self._started(c, conn, slot, timeout)
+
+    def get(self, key, revision, serializable, timeout):
+        """Start a get (the client's ``get``; the arguments are ``plan_get``'s): its
+        request is written straight into a ready connection's output (no ``Call``, no
+        bytes object); else as :meth:`start` does with the planned ``Call``."""
+        if self.sync_pending or not self.native:
+            return self.client._call(_plan_get(key, revision, serializable, timeout))
+        slot = self.slot
+        cdef AsyncConnectionBase conn = self._connection()
+        if conn is None:
+            return self.client._call(_plan_get(key, revision, serializable, timeout))
+        # plan_get's checks, in its order
+        cdef bytes k = _user_key(key, "key")
+        cdef uint64_t rev = <uint64_t>_user_int64(revision, "revision", 0)
+        cdef bint ser = serializable
+        t = check_timeout(timeout)
+        cdef AsyncCall c = self._new_async_call(
+            conn, KIND_GET, _KV_RANGE, _decode_get_response, <ResponseParser>_parse_get, t
+        )
+        c.arg_key = k
+        c.arg_number = revision
+        c.wire_number = rev
+        c.flags = ser
+        return self._start_direct(c, conn, slot, _get_size(k, rev, ser))
+
+    def put(self, key, value, lease, prev_kv, ignore_value, ignore_lease, timeout,
+            idempotent):
+        """Start a put (the client's ``put``; the arguments are ``plan_put``'s): its
+        request is written straight into a ready connection's output (no ``Call``, no
+        bytes object); else as :meth:`start` does with the planned ``Call``."""
+        if self.sync_pending or not self.native:
+            return self.client._call(_plan_put(
+                key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, idempotent
+            ))
+        slot = self.slot
+        cdef AsyncConnectionBase conn = self._connection()
+        if conn is None:
+            return self.client._call(_plan_put(
+                key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, idempotent
+            ))
+        # plan_put's checks, in its order
+        cdef bytes k = _user_key(key, "key")
+        cdef bytes v = _user_bytes(value, "value")
+        cdef uint64_t ls = <uint64_t>_user_int64(lease, "lease", INT64_MIN)
+        cdef bint pk = prev_kv, iv = ignore_value, il = ignore_lease
+        t = check_timeout(timeout)
+        cdef bint idem = idempotent
+        cdef AsyncCall c = self._new_async_call(
+            conn, KIND_PUT, _KV_PUT, _decode_put_response, <ResponseParser>_parse_put, t
+        )
+        c.arg_key = k
+        c.arg_value = v
+        c.arg_number = lease
+        c.wire_number = ls
+        c.flags = (pk * PUT_PREV_KV | iv * PUT_IGNORE_VALUE | il * PUT_IGNORE_LEASE
+                   | idem * PUT_IDEMPOTENT)
+        return self._start_direct(c, conn, slot, _put_size(k, v, ls, pk, iv, il))
+
+    cdef AsyncCall _new_async_call(self, AsyncConnectionBase conn, int kind, str method,
+                                   object decode, ResponseParser parse, object timeout):
+        cdef AsyncCall c = AsyncCall.__new__(AsyncCall)
+        c.loop = conn.loop
+        c.caller = self
+        c.kind = kind
+        c.method = method
+        c.decode = decode
+        c.parse = parse
+        c.call_timeout = timeout
+        return c
+
+    cdef object _start_direct(self, AsyncCall c, AsyncConnectionBase conn, object slot,
+                              Py_ssize_t n):
+        # Open the stream of get or put ``c`` on ``conn`` with its ``n``-byte request
+        # written straight into the output, or, where that cannot be (a request larger
+        # than a frame or the windows, metadata, calls queued for a stream slot), from
+        # the request bytes of its planned Call.
+        if n > self.max_send_bytes:
+            raise self.client._too_large(c._planned())
+        timeout = c.call_timeout if c.call_timeout is not None else self.timeout
+        cdef unsigned char* p
+        try:
+            p = conn.core._begin_fast(c, c.method, n, timeout, self.metadata)
+            if p == NULL:
+                conn.core._begin(c, c.method, c._planned().request, timeout, self.metadata,
+                                 True)
+            elif c._write_request(p) != p + n:
+                raise SystemError("fastetcd._h2: request size mismatch")
+        except ValueError as exc:
+            raise _InvalidArgumentError(f"bad metadata: {exc}") from None
+        except _EtcdError:  # the connection is closing: let the coroutine go elsewhere
+            return self.client._call(c._planned())
+        return self._started(c, conn, slot, timeout)
+
+    cdef AsyncCall _started(self, AsyncCall c, AsyncConnectionBase conn, object slot,
+                            object timeout):
+        # ``c`` is open on ``conn``: count it, have it written, set its deadline
         c.slot = slot
         c.conn = conn
         self.calls += 1
         conn.schedule_flush()
         if timeout is not None:
             c.deadline = _monotonic() + timeout
-            c.timer = loop.call_later(timeout, c._expire)
+            c.timer = conn.loop.call_later(timeout, c._expire)
         return c

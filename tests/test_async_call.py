@@ -351,6 +351,64 @@ def test_deadline_and_retry_after_a_failed_first_attempt(
     _run(loop_kind, body)
 
 
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_gets_and_puts_written_straight_to_the_connection(
+    proxy: TcpProxy, etcd_prefix: bytes, loop_kind: str
+) -> None:
+    """A connected client's get and put write their requests straight into the
+    connection's output (no planned Call): their arguments are checked at the call as the
+    planner checks them, a request larger than a frame goes the planned way, and a retried
+    one is planned from the checked arguments (coerced key and value, flags, revision)."""
+    from fastetcd import _plan
+
+    async def body() -> None:
+        async with fastetcd.AsyncClient(proxy.endpoint, transport="native", timeout=5) as client:
+            key = etcd_prefix + b"k"
+            first = await client.put(key, b"v1")
+            call = client.get(key)
+            assert type(call).__name__ == "AsyncCall"  # connected: written out at once
+            await call
+            # the planner's checks and messages
+            for bad_call, planned in [
+                (lambda: client.put(b"", b"v"), lambda: _plan.put(b"", b"v")),
+                (lambda: client.put(key, 5), lambda: _plan.put(key, 5)),  # type: ignore[arg-type]
+                (
+                    lambda: client.put(key, b"v", lease=-(2**63) - 1),
+                    lambda: _plan.put(key, b"v", lease=-(2**63) - 1),
+                ),
+                (lambda: client.put(key, b"v", timeout=0), lambda: _plan.put(key, b"v", timeout=0)),
+                (lambda: client.get(key, revision=-1), lambda: _plan.get(key, revision=-1)),
+                (lambda: client.get(1.5), lambda: _plan.get(1.5)),  # type: ignore[arg-type]
+            ]:
+                with pytest.raises(errors.EtcdError) as expected:
+                    planned()
+                with pytest.raises(
+                    type(expected.value),
+                    match=str(expected.value).replace("(", ".").replace(")", "."),
+                ):
+                    bad_call()
+            # larger than a frame: planned, then sent as any planned call
+            big = bytes(range(256)) * 300
+            assert len(big) > 16384
+            await client.put(key + b"-big", bytearray(big))
+            assert (await client.get(key + b"-big")).value == big  # type: ignore[union-attr]
+            # retried after the connection is cut: planned from the checked arguments
+            await client.put(key, b"v2")
+            proxy.stall()
+            write = client.put(key.decode(), bytearray(b"v3"), prev_kv=True, idempotent=True)
+            old = client.get(key, revision=first.header.revision, serializable=True)
+            await asyncio.sleep(0.05)
+            await asyncio.get_running_loop().run_in_executor(None, proxy.cut)
+            proxy.resume()
+            written = await write
+            assert written.prev_kv is not None and written.prev_kv.value == b"v2"
+            assert (await old).value == b"v1"  # type: ignore[union-attr]
+            assert (await client.get(key)).value == b"v3"  # type: ignore[union-attr]
+            assert proxy.accepted == 2
+
+    _run(loop_kind, body)
+
+
 def test_a_call_made_outside_the_loop_runs_in_it(etcd_server, etcd_prefix) -> None:  # type: ignore[no-untyped-def]
     loop = asyncio.new_event_loop()
     try:
