@@ -128,8 +128,10 @@ cdef class AsyncCall(H2Stream):
     cdef ResponseParser parse  # and the compiled parser it runs (NULL: none)
     cdef object slot  # the client's TransportSlot the first attempt counts in
     cdef AsyncConnectionBase conn  # the first attempt's connection; None once over
-    cdef object timer
-    cdef object deadline
+    # the first attempt's deadline (monotonic seconds), when it has one: the connection's
+    # deadline timer expires it (see AsyncConnectionBase._watch_deadline)
+    cdef double deadline
+    cdef bint has_deadline
     cdef object retrying  # the task running AsyncClient._retry after a failed attempt
     cdef object value
     cdef object error
@@ -332,10 +334,9 @@ cdef class AsyncCall(H2Stream):
         self.parsed = True
         return True
 
-    def _expire(self):
+    cdef void _expire(self) except *:
         """The deadline passed during the first attempt: reset the stream; the retry
         coroutine turns the error into ``DeadlineExceededError``."""
-        self.timer = None
         if self.outcome != CALL_PENDING or self.conn is None:
             return
         conn = self.conn
@@ -350,9 +351,6 @@ cdef class AsyncCall(H2Stream):
         the same for the attempts after it)."""
         cdef AsyncConnectionBase conn = self.conn
         self.conn = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
         if not conn.ok:
             conn.call_done()
         self.caller._ended(self.slot)
@@ -361,7 +359,9 @@ cdef class AsyncCall(H2Stream):
         """Hand the call to the client's retry coroutine, which waits as the retry core
         decides (or raises ``error``) and makes the next attempts."""
         self.retrying = self.loop.create_task(
-            self.caller.client._retry(self._planned(), error, self.deadline)
+            self.caller.client._retry(
+                self._planned(), error, self.deadline if self.has_deadline else None
+            )
         )
         self.retrying.add_done_callback(self._retried)
 
@@ -636,6 +636,11 @@ cdef class AsyncConnectionBase:
     cdef bint waking  # _wake is running callbacks
     cdef object done_future  # a Future done with None (see AsyncCall._run_callbacks)
     cdef object loop_getter  # what its calls' get_loop attribute is (see below)
+    # One loop timer for the deadlines of all its calls, set for the earliest one (not a
+    # timer per call: with one timeout for all, a new call's deadline is later than the
+    # timer's and sets nothing)
+    cdef object deadline_timer
+    cdef double deadline_at  # when it fires (monotonic seconds)
     # done once the server's SETTINGS arrived (the connection is then ready for calls),
     # failed if the connection is lost first; None after that (set by the driver)
     cdef public object settled
@@ -686,9 +691,43 @@ cdef class AsyncConnectionBase:
     def _unbind(self):
         """Drop the bound methods looked up once (see _bind_loop and _flush): the
         connection is lost, and they would keep it (and its buffers) alive in a cycle
-        until the garbage collector runs."""
+        until the garbage collector runs. Also stop the deadline timer (its calls are
+        failed and retried elsewhere, within their deadlines)."""
         self.call_soon_fn = self.wake_fn = self.flush_fn = None
         self.write_fn = self.is_closing_fn = self.bound_transport = None
+        if self.deadline_timer is not None:
+            self.deadline_timer.cancel()
+            self.deadline_timer = None
+
+    cdef void _watch_deadline(self, double deadline, double now) except *:
+        # a call with this deadline started: have the timer fire by then
+        if self.deadline_timer is not None:
+            if deadline >= self.deadline_at:
+                return
+            self.deadline_timer.cancel()
+        self.deadline_at = deadline
+        self.deadline_timer = self.loop.call_later(deadline - now, self._deadlines_due)
+
+    def _deadlines_due(self):
+        """The deadline timer fired: expire the calls whose deadline passed (within the
+        timer's resolution, a millisecond) and set it for the earliest one left."""
+        self.deadline_timer = None
+        cdef double now = _monotonic()
+        cdef double earliest = 0
+        cdef AsyncCall c
+        due = []
+        for s in self.core.slots + list(self.core.queued):
+            if type(s) is AsyncCall:
+                c = <AsyncCall>s
+                if c.has_deadline and c.conn is self and c.outcome == CALL_PENDING:
+                    if c.deadline <= now + 0.001:
+                        due.append(c)
+                    elif earliest == 0 or c.deadline < earliest:
+                        earliest = c.deadline
+        for s in due:
+            (<AsyncCall>s)._expire()
+        if earliest and not self.lost:
+            self._watch_deadline(earliest, now)
 
     def _wake(self):
         self.wake_pending = False
@@ -954,7 +993,10 @@ cdef class AsyncCaller:
         c.conn = conn
         self.calls += 1
         conn.schedule_flush()
+        cdef double now
         if timeout is not None:
-            c.deadline = _monotonic() + timeout
-            c.timer = conn.loop.call_later(timeout, c._expire)
+            now = _monotonic()
+            c.deadline = now + <double>timeout
+            c.has_deadline = True
+            conn._watch_deadline(c.deadline, now)
         return c

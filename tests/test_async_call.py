@@ -352,6 +352,49 @@ def test_deadline_and_retry_after_a_failed_first_attempt(
 
 
 @pytest.mark.parametrize("loop_kind", LOOPS)
+def test_deadlines_of_calls_on_one_connection(
+    proxy: TcpProxy, etcd_prefix: bytes, loop_kind: str
+) -> None:
+    """One timer per connection serves the deadlines of its calls: each call still fails
+    at its own deadline (not before it, not much after), a shorter timeout started after a
+    longer one included, and calls that end in time do not hold the others back."""
+
+    async def body() -> None:
+        async with fastetcd.AsyncClient(proxy.endpoint, transport="native", timeout=0.4) as client:
+            key = etcd_prefix + b"k"
+            await client.put(key, b"v")
+            proxy.stall()
+            loop = asyncio.get_running_loop()
+            calls = [(loop.time(), 1.5, client.get(key, timeout=1.5))]  # the latest, first
+            for _ in range(12):  # the client's timeout, started 20 ms apart: earlier ones
+                calls.append((loop.time(), 0.4, client.get(key)))
+                await asyncio.sleep(0.02)
+            calls.append((loop.time(), 0.1, client.get(key, timeout=0.1)))  # the earliest
+            ended: list[float] = [0.0] * len(calls)
+
+            async def wait(i: int) -> None:
+                with pytest.raises(errors.DeadlineExceededError):
+                    await calls[i][2]
+                ended[i] = loop.time()
+
+            await asyncio.gather(*[wait(i) for i in range(len(calls))])
+            for (started, timeout, _), end in zip(calls, ended):
+                assert timeout - 0.01 <= end - started < timeout + 0.5
+            proxy.resume()
+            assert (await client.get(key)).value == b"v"  # type: ignore[union-attr]
+            # calls that end in time, then a stalled one: it still fails at its deadline
+            for _ in range(3):
+                await asyncio.gather(*[client.get(key) for _ in range(10)])
+            proxy.stall()
+            started = loop.time()
+            with pytest.raises(errors.DeadlineExceededError):
+                await client.get(key, timeout=0.3)
+            assert 0.29 <= loop.time() - started < 0.8
+
+    _run(loop_kind, body)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
 def test_gets_and_puts_written_straight_to_the_connection(
     proxy: TcpProxy, etcd_prefix: bytes, loop_kind: str
 ) -> None:
