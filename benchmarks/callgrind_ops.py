@@ -12,8 +12,9 @@ older commit, built with ``python setup.py build_ext --inplace``) shows what a c
 as a ratio, in one run against one etcd.
 
 Operations: ``get`` (``client.get`` of one existing key), ``put`` (``client.put`` of a
-64-byte value over 10,000 keys), ``raw-get`` / ``raw-put`` (the transport's ``unary`` with
-pre-encoded requests, responses not decoded: the transport alone).
+64-byte value over 10,240 keys), ``raw-get`` / ``raw-put`` (the transport's ``unary`` with
+pre-encoded requests, responses not decoded: the transport alone). ``--client-timeout S``
+gives the client a timeout (a deadline on every call); without it, calls have none.
 
 Example::
 
@@ -36,8 +37,9 @@ GET_KEY = b"bench/get"
 INFLIGHT = 64
 
 
-def _child(endpoint: str, op: str, ops: int) -> None:
-    """Run ``ops`` operations (after a 200-op warm-up) with 64 in flight."""
+def _child(endpoint: str, op: str, ops: int, timeout: float | None) -> None:
+    """Run ``ops`` operations (after a 200-op warm-up) with 64 in flight, on a client with
+    ``timeout`` (seconds per call)."""
 
     import uvloop
     from _drive import run_async
@@ -46,7 +48,7 @@ def _child(endpoint: str, op: str, ops: int) -> None:
     from fastetcd import _plan
 
     async def main() -> None:
-        async with fastetcd.AsyncClient(endpoint, transport="native") as client:
+        async with fastetcd.AsyncClient(endpoint, transport="native", timeout=timeout) as client:
             await client.put(GET_KEY, VALUE)
             transport = client._slot.transport
             # arguments made before: measure the client only
@@ -76,7 +78,9 @@ def _total(path: str) -> int:
     raise RuntimeError(f"no totals in {path}")
 
 
-def _count(tree: str | None, endpoint: str, op: str, ops: int, workdir: str) -> int:
+def _count(
+    tree: str | None, endpoint: str, op: str, ops: int, timeout: float | None, workdir: str
+) -> int:
     out = os.path.join(workdir, f"cg.{abs(hash((tree, op, ops)))}")
     env = dict(os.environ)
     if tree:
@@ -91,6 +95,7 @@ def _count(tree: str | None, endpoint: str, op: str, ops: int, workdir: str) -> 
         endpoint,
         op,
         str(ops),
+        str(timeout),
     ]
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return _total(out)
@@ -98,13 +103,17 @@ def _count(tree: str | None, endpoint: str, op: str, ops: int, workdir: str) -> 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        timeout = None if sys.argv[5] == "None" else float(sys.argv[5])
+        _child(sys.argv[2], sys.argv[3], int(sys.argv[4]), timeout)
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", action="append", help="source tree to import fastetcd from")
     parser.add_argument("--ops", default="get,put,raw-get,raw-put")
     parser.add_argument("--ops1", type=int, default=2000)
     parser.add_argument("--ops2", type=int, default=12000)
+    parser.add_argument(
+        "--client-timeout", type=float, default=None, help="the client's timeout (s per call)"
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed (Debian: apt-get install valgrind)")
@@ -115,8 +124,8 @@ def main() -> None:
     with EtcdServer(["--unsafe-no-fsync"]) as server, tempfile.TemporaryDirectory() as tmp:
         for op in args.ops.split(","):
             for tree in trees:
-                low = _count(tree, server.endpoint, op, args.ops1, tmp)
-                high = _count(tree, server.endpoint, op, args.ops2, tmp)
+                low = _count(tree, server.endpoint, op, args.ops1, args.client_timeout, tmp)
+                high = _count(tree, server.endpoint, op, args.ops2, args.client_timeout, tmp)
                 rows.setdefault(op, []).append((high - low) / (args.ops2 - args.ops1))
     names = [re.sub(r"^$", "installed", t or "") for t in trees]
     print("| op | " + " | ".join(f"{n} instr/op" for n in names) + " | ratio (last/first) |")
