@@ -644,7 +644,8 @@ cdef class AsyncConnectionBase:
     # done once the server's SETTINGS arrived (the connection is then ready for calls),
     # failed if the connection is lost first; None after that (set by the driver)
     cdef public object settled
-    # bound methods the loop's handles and the writes call, made once (see _bound)
+    # bound methods the loop's handles and the writes call, looked up once (see _bind_loop
+    # and _flush; dropped by _unbind)
     cdef object call_soon_fn, wake_fn, flush_fn, write_fn, is_closing_fn
     cdef object bound_transport  # the transport write_fn and is_closing_fn belong to
 
