@@ -955,17 +955,13 @@ cdef class H2Connection:
             block = block + _metadata_block(metadata)
         return block
 
-    cdef bint _start_unary_fast(self, H2Stream s, str path, bytes message,
-                                object timeout) except -1:
-        """Open unary call ``s`` if its request fits the windows and one frame: HEADERS
-        and DATA written straight to the output (the common case); False if it does not
-        fit."""
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(message)
-        cdef unsigned char* p = self._open_unary_fast(s, path, n, timeout)
-        if p == NULL:
-            return False
-        memcpy(p, PyBytes_AS_STRING(message), n)
-        return True
+    cdef int _check_open(self) except -1:
+        """Raise (UNAVAILABLE, not sent) if the connection takes no new calls."""
+        if self.closed:
+            raise _unavailable("the connection is closed", False)
+        if self.goaway_received:
+            raise _unavailable("the server is going away (GOAWAY)", False)
+        return 0
 
     cdef unsigned char* _begin_fast(self, H2Stream s, str path, Py_ssize_t n,
                                     object timeout, object metadata) except? NULL:
@@ -973,10 +969,7 @@ cdef class H2Connection:
         return where its ``n``-byte request goes; NULL if it cannot be (the caller then
         makes the request's bytes and calls _begin). Raises as _begin does when the
         connection takes no new calls."""
-        if self.closed:
-            raise _unavailable("the connection is closed", False)
-        if self.goaway_received:
-            raise _unavailable("the server is going away (GOAWAY)", False)
+        self._check_open()
         if metadata or self.queued or self.nopen >= self.peer_max_streams:
             return NULL
         return self._open_unary_fast(s, path, n, timeout)
@@ -1046,14 +1039,16 @@ cdef class H2Connection:
     cdef int _begin(self, H2Stream s, str path, object message, object timeout,
                     object metadata, bint unary) except -1:
         """Open (or queue, when the server's stream limit is reached) the call ``s``."""
-        if self.closed:
-            raise _unavailable("the connection is closed", False)
-        if self.goaway_received:
-            raise _unavailable("the server is going away (GOAWAY)", False)
-        if (unary and not metadata and type(message) is bytes and not self.queued
-                and self.nopen < self.peer_max_streams):
-            if self._start_unary_fast(s, path, <bytes>message, timeout):
+        cdef unsigned char* p
+        cdef Py_ssize_t n
+        if unary and type(message) is bytes:  # the fast way when it can be (_begin_fast)
+            n = PyBytes_GET_SIZE(<bytes>message)
+            p = self._begin_fast(s, path, n, timeout, metadata)
+            if p != NULL:
+                memcpy(p, PyBytes_AS_STRING(<bytes>message), n)
                 return 0
+        else:
+            self._check_open()
         s.unary = unary
         s.header_block = self._header_block(path, timeout, metadata)
         s.sendbuf = None

@@ -366,7 +366,12 @@ cdef class AsyncCall(H2Stream):
         self.retrying.add_done_callback(self._retried)
 
     cdef unsigned char* _write_request(self, unsigned char* p):
-        """Write the request of a get or a put at ``p``; the end of what was written."""
+        """Write the call's request at ``p``; the end of what was written."""
+        cdef Py_ssize_t n
+        if self.kind == KIND_CALL:
+            n = PyBytes_GET_SIZE(self.call.request)
+            memcpy(p, PyBytes_AS_STRING(self.call.request), n)
+            return p + n
         if self.kind == KIND_GET:
             return _get_write(p, self.arg_key, self.wire_number, self.flags & 1)
         return _put_write(
@@ -870,39 +875,21 @@ cdef class AsyncCaller:
 
     def start(self, call):
         """Start ``call`` (a planned ``Call``): see the class."""
-        cdef Call planned
-        client = self.client
-        if self.sync_pending or not self.native or type(call) is not Call:
-            return client._call(call)
-        slot = self.slot
-        cdef AsyncConnectionBase conn = self._connection()
-        if conn is None:
-            return client._call(call)
-        planned = <Call>call
-        request = planned.request
-        if len(request) > self.max_send_bytes:
-            raise client._too_large(call)
+        cdef AsyncConnectionBase conn = self._ready_connection()
+        if conn is None or type(call) is not Call:
+            return self.client._call(call)
+        cdef Call planned = <Call>call
         cdef AsyncCall c = self._new_async_call(
             conn, KIND_CALL, planned.method, planned.decode, planned.parse, planned.timeout
         )
         c.call = planned
-        timeout = c.call_timeout if c.call_timeout is not None else self.timeout
-        try:
-            conn.core._begin(c, planned.method, request, timeout, self.metadata, True)
-        except ValueError as exc:
-            raise _InvalidArgumentError(f"bad metadata: {exc}") from None
-        except _EtcdError:  # the connection is closing: let the coroutine go elsewhere
-            return client._call(call)
-        return self._started(c, conn, slot, timeout)
+        return self._open(c, conn, PyBytes_GET_SIZE(planned.request))
 
     def get(self, key, revision, serializable, timeout):
         """Start a get (the client's ``get``; the arguments are ``plan_get``'s): its
         request is written straight into a ready connection's output (no ``Call``, no
         bytes object); else as :meth:`start` does with the planned ``Call``."""
-        if self.sync_pending or not self.native:
-            return self.client._call(_plan_get(key, revision, serializable, timeout))
-        slot = self.slot
-        cdef AsyncConnectionBase conn = self._connection()
+        cdef AsyncConnectionBase conn = self._ready_connection()
         if conn is None:
             return self.client._call(_plan_get(key, revision, serializable, timeout))
         # plan_get's checks, in its order
@@ -917,19 +904,14 @@ cdef class AsyncCaller:
         c.arg_number = revision
         c.wire_number = rev
         c.flags = ser
-        return self._start_direct(c, conn, slot, _get_size(k, rev, ser))
+        return self._open(c, conn, _get_size(k, rev, ser))
 
     def put(self, key, value, lease, prev_kv, ignore_value, ignore_lease, timeout,
             idempotent):
         """Start a put (the client's ``put``; the arguments are ``plan_put``'s): its
         request is written straight into a ready connection's output (no ``Call``, no
         bytes object); else as :meth:`start` does with the planned ``Call``."""
-        if self.sync_pending or not self.native:
-            return self.client._call(_plan_put(
-                key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, idempotent
-            ))
-        slot = self.slot
-        cdef AsyncConnectionBase conn = self._connection()
+        cdef AsyncConnectionBase conn = self._ready_connection()
         if conn is None:
             return self.client._call(_plan_put(
                 key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, idempotent
@@ -950,7 +932,15 @@ cdef class AsyncCaller:
         c.wire_number = ls
         c.flags = (pk * PUT_PREV_KV | iv * PUT_IGNORE_VALUE | il * PUT_IGNORE_LEASE
                    | idem * PUT_IDEMPOTENT)
-        return self._start_direct(c, conn, slot, _put_size(k, v, ls, pk, iv, il))
+        return self._open(c, conn, _put_size(k, v, ls, pk, iv, il))
+
+    cdef AsyncConnectionBase _ready_connection(self):
+        # The connection to start a call on now; None when the client's coroutine must
+        # start it (auto-sync waits for it, the transport is not native, or no connection
+        # is ready)
+        if self.sync_pending or not self.native:
+            return None
+        return self._connection()
 
     cdef AsyncCall _new_async_call(self, AsyncConnectionBase conn, int kind, str method,
                                    object decode, ResponseParser parse, object timeout):
@@ -964,12 +954,12 @@ cdef class AsyncCaller:
         c.call_timeout = timeout
         return c
 
-    cdef object _start_direct(self, AsyncCall c, AsyncConnectionBase conn, object slot,
-                              Py_ssize_t n):
-        # Open the stream of get or put ``c`` on ``conn`` with its ``n``-byte request
+    cdef object _open(self, AsyncCall c, AsyncConnectionBase conn, Py_ssize_t n):
+        # Open the stream of ``c``, whose request is ``n`` bytes, on ``conn``: the request
         # written straight into the output, or, where that cannot be (a request larger
-        # than a frame or the windows, metadata, calls queued for a stream slot), from
-        # the request bytes of its planned Call.
+        # than a frame or the windows, metadata, calls queued for a stream slot), from the
+        # request bytes of its planned Call. Then count it, have it written and watch its
+        # deadline. (A connection that takes no new calls leaves it to the coroutine.)
         if n > self.max_send_bytes:
             raise self.client._too_large(c._planned())
         timeout = c.call_timeout if c.call_timeout is not None else self.timeout
@@ -985,12 +975,7 @@ cdef class AsyncCaller:
             raise _InvalidArgumentError(f"bad metadata: {exc}") from None
         except _EtcdError:  # the connection is closing: let the coroutine go elsewhere
             return self.client._call(c._planned())
-        return self._started(c, conn, slot, timeout)
-
-    cdef AsyncCall _started(self, AsyncCall c, AsyncConnectionBase conn, object slot,
-                            object timeout):
-        # ``c`` is open on ``conn``: count it, have it written, set its deadline
-        c.slot = slot
+        c.slot = self.slot
         c.conn = conn
         self.calls += 1
         conn.schedule_flush()
