@@ -6,6 +6,7 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 PREFACE: bytes
+PING_ACK_HOLD: float
 STATIC_TABLE: tuple[tuple[bytes, bytes], ...]
 
 def huffman_decode(data: bytes) -> bytes: ...
@@ -38,6 +39,10 @@ class H2Connection:
     error: Exception | None
     settings_received: bool
     pings_acked: int
+    hold_ping_acks: bool
+    ping_held: bool
+    pings_received: int
+    ping_acks_sent: int
     memo_hits: int
     full_decodes: int
     def __init__(self, authority: str, secure: bool = False, max_recv_bytes: int = ...) -> None: ...
@@ -50,6 +55,7 @@ class H2Connection:
     def data_to_send(self) -> bytes: ...
     def initiate(self) -> None: ...
     def ping(self, payload: bytes = ...) -> None: ...
+    def release_ping(self) -> None: ...
     def start(
         self,
         handle: Any,
@@ -75,6 +81,7 @@ class AsyncConnectionBase:
     transport: Any
     ok: bool
     lost: bool
+    def release_ping(self) -> None: ...
     def schedule_flush(self) -> None: ...
     def flush(self) -> None: ...
     def call_done(self) -> None: ...

@@ -231,6 +231,8 @@ class _AsyncConnection(_connection_base(), asyncio.BufferedProtocol):  # type: i
         self.core: Any = owner._h2.H2Connection(
             endpoint.address, endpoint.secure, owner._config.max_recv_bytes
         )
+        # the base's buffer_updated releases a held PING ack PING_ACK_HOLD later
+        self.core.hold_ping_acks = True
         self.transport: Any = None  # an asyncio or uvloop transport
         self.ok = False  # new calls may start here
         self.lost = False

@@ -53,11 +53,18 @@ __all__ = [
     "huffman_decode",
     "STATIC_TABLE",
     "PREFACE",
+    "PING_ACK_HOLD",
 ]
 
 # --------------------------------------------------------------------------- constants
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+#: How long a driver that sets ``H2Connection.hold_ping_acks`` may hold the ack of a
+#: server's PING while calls are open, in seconds (see ``H2Connection._on_ping``): far
+#: below any keepalive timeout (etcd's default is 20 s), long enough that a busy
+#: connection answers, and so is sent, a few PINGs a second instead of one per write.
+PING_ACK_HOLD = 0.01
 
 cdef enum:
     F_DATA = 0
@@ -688,6 +695,13 @@ cdef class H2Connection:
     cdef readonly object error
     cdef readonly bint settings_received
     cdef readonly unsigned long pings_acked
+    # Answering the server's PINGs: see _on_ping. hold_ping_acks is set by a driver that
+    # releases a held ack within PING_ACK_HOLD seconds (release_ping).
+    cdef public bint hold_ping_acks
+    cdef readonly bint ping_held
+    cdef unsigned char held_ping[8]
+    cdef readonly unsigned long pings_received
+    cdef readonly unsigned long ping_acks_sent
     cdef readonly unsigned long memo_hits
     cdef readonly unsigned long full_decodes
 
@@ -734,6 +748,10 @@ cdef class H2Connection:
         self.error = None
         self.settings_received = False
         self.pings_acked = 0
+        self.hold_ping_acks = False
+        self.ping_held = False
+        self.pings_received = 0
+        self.ping_acks_sent = 0
         self.memo_hits = 0
         self.full_decodes = 0
 
@@ -1842,8 +1860,32 @@ cdef class H2Connection:
         if flags & FLAG_ACK:
             self.pings_acked += 1
             return
+        self.pings_received += 1
+        # grpc-go servers (etcd's) send a PING to estimate the bandwidth-delay product
+        # whenever DATA arrives after their last PING was answered: with calls in flight,
+        # that is a PING for nearly every write of requests, which mostly arrives on its
+        # own, wakes the client for nothing but the PING, and its ack wakes the server in
+        # turn. With hold_ping_acks, an ack is held while calls are open (the driver
+        # releases it within PING_ACK_HOLD), so the server sends at most one such PING
+        # per hold instead of one per write. A PING that comes while one is held gets the
+        # held one answered first (every PING is answered, in order).
+        if self.hold_ping_acks and self.nopen > 0:
+            self.release_ping()
+            memcpy(self.held_ping, p, 8)
+            self.ping_held = True
+            return
+        self._ping_ack(p)
+
+    cdef void _ping_ack(self, const unsigned char* payload) except *:
         self._frame(8, F_PING, FLAG_ACK, 0)
-        self._write(<const char*>p, 8)
+        self._write(<const char*>payload, 8)
+        self.ping_acks_sent += 1
+
+    cpdef release_ping(self):
+        """Queue the ack of the held PING, if one is held (see ``hold_ping_acks``)."""
+        if self.ping_held:
+            self.ping_held = False
+            self._ping_ack(self.held_ping)
 
     cdef void _on_rst(self, const unsigned char* p, Py_ssize_t length,
                       uint32_t sid) except *:

@@ -653,6 +653,7 @@ cdef class AsyncConnectionBase:
     # and _flush; dropped by _unbind)
     cdef object call_soon_fn, wake_fn, flush_fn, write_fn, is_closing_fn
     cdef object bound_transport  # the transport write_fn and is_closing_fn belong to
+    cdef object ping_timer  # releases the PING ack the core holds (see buffer_updated)
 
     # The read callbacks of asyncio's BufferedProtocol, compiled: the loop calls them on
     # every read.
@@ -666,6 +667,8 @@ cdef class AsyncConnectionBase:
         (the calls they complete are woken by their own handle: see _wake_later)."""
         cdef H2Connection core = self.core
         core.buffer_updated(nbytes)
+        if core.ping_held and self.ping_timer is None and not self.lost:
+            self.ping_timer = self.loop.call_later(PING_ACK_HOLD, self.release_ping)
         if core.out_len:
             self.schedule_flush()
         if self.settled is not None and core.settings_received:
@@ -674,6 +677,14 @@ cdef class AsyncConnectionBase:
             self.settled = None
         if not core._usable():
             self._draining()
+
+    def release_ping(self):
+        """Send the ack of the PING the core holds (the connection sets its core's
+        ``hold_ping_acks``; this runs ``PING_ACK_HOLD`` after the PING came)."""
+        self.ping_timer = None
+        self.core.release_ping()
+        if self.core.out_len:
+            self.schedule_flush()
 
     cdef void _wake_later(self, AsyncCall call) except *:
         # One loop handle runs the done-callbacks of all the calls a read completed (in
@@ -698,12 +709,15 @@ cdef class AsyncConnectionBase:
         """Drop the bound methods looked up once (see _bind_loop and _flush): the
         connection is lost, and they would keep it (and its buffers) alive in a cycle
         until the garbage collector runs. Also stop the deadline timer (its calls are
-        failed and retried elsewhere, within their deadlines)."""
+        failed and retried elsewhere, within their deadlines) and the PING ack's."""
         self.call_soon_fn = self.wake_fn = self.flush_fn = None
         self.write_fn = self.is_closing_fn = self.bound_transport = None
         if self.deadline_timer is not None:
             self.deadline_timer.cancel()
             self.deadline_timer = None
+        if self.ping_timer is not None:
+            self.ping_timer.cancel()
+            self.ping_timer = None
 
     cdef void _watch_deadline(self, double deadline, double now) except *:
         # a call with this deadline started: have the timer fire by then

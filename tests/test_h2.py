@@ -539,6 +539,37 @@ def test_ping_is_acked() -> None:
     assert pair.core.pings_acked == 1
 
 
+def _acks(events: list[Any]) -> list[bytes]:
+    return [e.ping_data for e in events if isinstance(e, h2.events.PingAckReceived)]
+
+
+def test_held_ping_acks_wait_for_release_while_calls_are_open() -> None:
+    """With hold_ping_acks, a PING that comes while a call is open is answered only when the
+    driver releases it; one that comes while another is held gets the held one answered
+    first; with no call open, or without hold_ping_acks, the answer is at once."""
+    pair = Pair()
+    pair.core.hold_ping_acks = True
+    pair.srv.ping(b"idle-now")  # no call open: answered at once
+    assert _acks(pair.pump()) == [b"idle-now"]
+    handle = Handle()
+    stream = pair.core.start(handle, "/a.B/C", b"x", None)
+    pair.pump()
+    pair.srv.ping(b"first-01")
+    assert _acks(pair.pump()) == [] and pair.core.ping_held
+    pair.srv.ping(b"second-2")
+    assert _acks(pair.pump()) == [b"first-01"] and pair.core.ping_held
+    pair.core.release_ping()
+    assert _acks(pair.pump()) == [b"second-2"] and not pair.core.ping_held
+    pair.core.release_ping()  # nothing held: nothing sent
+    assert _acks(pair.pump()) == []
+    assert (pair.core.pings_received, pair.core.ping_acks_sent) == (3, 3)
+    pair.core.hold_ping_acks = False
+    pair.srv.ping(b"no-hold!")
+    assert _acks(pair.pump()) == [b"no-hold!"] and not pair.core.ping_held
+    pair.respond(stream.id, [b"done"])
+    assert handle.result == b"done"
+
+
 def test_memoized_indexed_blocks_track_the_dynamic_table() -> None:
     """Indexed-only blocks are memoized by their bytes, but only while the dynamic table is
     unchanged: the same bytes mean something else after the table moves."""

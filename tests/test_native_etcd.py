@@ -231,3 +231,35 @@ def test_closed_client_raises_cancelled(etcd_server) -> None:  # type: ignore[no
     client.close()
     with pytest.raises(errors.CancelledError):
         client.get(b"/native-closed")
+
+
+def test_server_pings_are_acked_after_a_hold_while_calls_are_open(etcd_server, etcd_prefix) -> None:  # type: ignore[no-untyped-def]
+    """etcd's gRPC server sends a PING (its bandwidth-delay estimate) when requests arrive
+    after its last PING was answered. The asyncio connection holds the ack while calls are
+    open and sends it ``PING_ACK_HOLD`` later, so the server sends at most about one PING
+    per hold while puts stream in, not one per write of requests; every PING is answered."""
+    from fastetcd import _h2
+
+    async def body() -> None:
+        async with fastetcd.AsyncClient(etcd_server.endpoint, transport="native") as client:
+            await client.put(etcd_prefix + b"warm", b"v")
+            (conn,) = client._slot.transport._ready
+            core = conn.core
+            start = time.monotonic()
+            received = core.pings_received
+
+            async def writer(n: int) -> None:
+                for i in range(40):
+                    await client.put(etcd_prefix + b"p/%d/%d" % (n, i), b"v")
+
+            await asyncio.gather(*[writer(n) for n in range(64)])
+            elapsed = time.monotonic() - start
+            pings = core.pings_received - received
+            assert 1 <= pings <= elapsed / _h2.PING_ACK_HOLD + 3, (pings, elapsed)
+            # idle again: the held ack goes out within the hold
+            await asyncio.sleep(_h2.PING_ACK_HOLD + 0.1)
+            assert not core.ping_held
+            assert core.ping_acks_sent == core.pings_received
+            assert (await client.get_prefix(etcd_prefix + b"p/", count_only=True)).count == 2560
+
+    asyncio.run(body())
