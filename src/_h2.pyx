@@ -1311,8 +1311,8 @@ cdef class H2Connection:
 
     cpdef object get_buffer(self, Py_ssize_t sizehint=-1):
         """A writable view for the next read to fill (asyncio's ``BufferedProtocol``):
-        the free end of the connection's read buffer, so a read makes no new object but
-        this view. Follow each read with :meth:`buffer_updated`. Do not mix with
+        the free end of the connection's read buffer, so a read makes no new object (the
+        view of the whole buffer when it is empty, else a view of its free end). Follow each read with :meth:`buffer_updated`. Do not mix with
         :meth:`receive` on one connection."""
         cdef Py_ssize_t left
         cdef char* buf
@@ -1328,6 +1328,8 @@ cdef class H2Connection:
             memmove(buf, buf + self.rstart, left)
             self.rstart = 0
             self.rend = left
+        if self.rend == 0:  # (the usual case: the last read ended with a whole frame)
+            return self.rview
         return self.rview[self.rend:]
 
     cpdef buffer_updated(self, Py_ssize_t nbytes):
