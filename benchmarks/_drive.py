@@ -11,14 +11,56 @@ at a time (one shared counter update and one clock read per batch) and runs a pl
 from __future__ import annotations
 
 import asyncio
+import resource
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 #: operations a worker takes at a time (the counter and the clock are read once per batch);
 #: fewer near the end, so that every worker stays busy until the last operations
 BATCH = 64
+
+
+class Measured(NamedTuple):
+    """What a run measured: its operations, wall and process CPU seconds, and what the
+    process did at the system's level meanwhile (all threads): read and write system calls
+    (``syscr``/``syscw`` of ``/proc/self/io``, -1 where there is none: these count read(2),
+    write(2) and their kin, which uvloop uses on sockets, but not recv(2) and send(2), which
+    the blocking client uses) and voluntary context switches (``ru_nvcsw``: each time a
+    thread blocked, e.g. the loop waiting in ``epoll_wait``)."""
+
+    ops: int
+    wall: float
+    cpu: float
+    reads: int
+    writes: int
+    sleeps: int
+
+
+def _counters() -> tuple[float, float, int, int, int]:
+    """Wall and CPU clocks, read and write system calls, voluntary context switches."""
+    try:
+        with open("/proc/self/io") as f:
+            io = dict(line.split(": ") for line in f.read().splitlines())
+        reads, writes = int(io["syscr"]), int(io["syscw"])
+    except (OSError, KeyError, ValueError):
+        reads = writes = -1
+    sleeps = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
+    return time.perf_counter(), time.process_time(), reads, writes, sleeps
+
+
+def _measured(ops: int, start: tuple[float, float, int, int, int]) -> Measured:
+    end = _counters()
+    missing = start[2] < 0 or end[2] < 0
+    return Measured(
+        ops,
+        end[0] - start[0],
+        end[1] - start[1],
+        -1 if missing else end[2] - start[2],
+        -1 if missing else end[3] - start[3],
+        end[4] - start[4],
+    )
 
 
 def _take(taken: int, max_ops: int, workers: int) -> int:
@@ -46,9 +88,9 @@ async def run_async(
     inflight: int,
     max_ops: int,
     seconds: float,
-) -> tuple[int, float, float]:
+) -> Measured:
     """``inflight`` tasks await ``fn(*a)`` for ``a`` in ``args`` (cycled) until ``max_ops``
-    or ``seconds``; returns (operations, wall seconds, process CPU seconds)."""
+    or ``seconds``; returns what was measured over them (not the warm-up)."""
     args = _cycle(args)
     for a in _batch(args, 0, min(200, max_ops)):  # warm up: connect, fill caches
         await fn(*a)
@@ -65,9 +107,9 @@ async def run_async(
                 await fn(*a)
             done += len(batch)
 
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    start = _counters()
     await asyncio.gather(*[worker() for _ in range(inflight)])
-    return done, time.perf_counter() - wall0, time.process_time() - cpu0
+    return _measured(done, start)
 
 
 def run_threads(
@@ -76,9 +118,9 @@ def run_threads(
     inflight: int,
     max_ops: int,
     seconds: float,
-) -> tuple[int, float, float]:
+) -> Measured:
     """``inflight`` threads call ``fn(*a)`` for ``a`` in ``args`` (cycled) until
-    ``max_ops`` or ``seconds``; returns (operations, wall seconds, process CPU seconds)."""
+    ``max_ops`` or ``seconds``; returns what was measured over them (not the warm-up)."""
     args = _cycle(args)
     for a in _batch(args, 0, min(200, max_ops)):
         fn(*a)
@@ -101,9 +143,9 @@ def run_threads(
                 done[0] += len(batch)
 
     threads = [threading.Thread(target=worker) for _ in range(inflight)]
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    start = _counters()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return done[0], time.perf_counter() - wall0, time.process_time() - cpu0
+    return _measured(done[0], start)

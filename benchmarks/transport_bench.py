@@ -12,7 +12,11 @@ one local etcd started with ``fastetcd.testing``, for
   issue's "a sixth of etcd's Go client" is measured against, on the same machine.
 
 Each row reports client CPU microseconds per operation (``time.process_time`` delta / ops:
-all threads of this process, the etcd server is another process) and operations per second.
+all threads of this process, the etcd server is another process) and operations per second,
+and, for the Python rows, the process's read(2)/write(2) system calls (not recv(2)/send(2),
+which the blocking client uses: see ``_drive.Measured``) and voluntary context switches
+(times a thread blocked: for an asyncio client, the loop's sleeps in ``epoll_wait``) per
+1,000 operations: how many operations each wake-up of an asyncio client carries.
 Every Python row runs on the same load driver (``benchmarks/_drive.py``: arguments made
 before the clock starts, a plain loop per worker), so that a row measures the client and not
 its harness. Runs are bounded by count and by time (whichever ends first)::
@@ -37,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import grpc  # noqa: E402
 import grpc.aio  # noqa: E402
-from _drive import run_async, run_threads  # noqa: E402
+from _drive import Measured, run_async, run_threads  # noqa: E402
 
 import fastetcd  # noqa: E402
 from fastetcd import _plan  # noqa: E402
@@ -70,9 +74,10 @@ GET_ARGS = [(GET_KEY,)]
 
 
 class Result:
-    def __init__(self, client: str, op: str, inflight: int, ops: int, wall: float, cpu: float):
+    def __init__(self, client: str, op: str, inflight: int, measured: Measured):
         self.client, self.op, self.inflight = client, op, inflight
-        self.ops, self.wall, self.cpu = ops, wall, cpu
+        self.ops, self.wall, self.cpu = measured.ops, measured.wall, measured.cpu
+        self.reads, self.writes, self.sleeps = measured.reads, measured.writes, measured.sleeps
 
     @property
     def ops_per_s(self) -> float:
@@ -82,10 +87,14 @@ class Result:
     def cpu_us(self) -> float:
         return self.cpu / self.ops * 1e6
 
+    def _per_kop(self, count: int) -> str:
+        return "—" if count < 0 else f"{count * 1000 / self.ops:.0f}"
+
     def row(self) -> str:
+        calls = "/".join(self._per_kop(c) for c in (self.reads, self.writes, self.sleeps))
         return (
             f"| {self.client} | {self.op} | {self.inflight} | {self.ops_per_s:,.0f} | "
-            f"{self.cpu_us:.1f} | {self.ops} |"
+            f"{self.cpu_us:.1f} | {calls} | {self.ops} |"
         )
 
 
@@ -144,16 +153,15 @@ def _native_sync(endpoint: str, op: str, n: int, max_ops: int, s: float):  # typ
 _GO_VERSIONS: dict[str, str] = {}
 
 
-def _go_clientv3(
-    endpoint: str, op: str, n: int, max_ops: int, s: float
-) -> tuple[int, float, float]:
-    """The Go program, in its own process: its CPU is its own (getrusage, all threads)."""
+def _go_clientv3(endpoint: str, op: str, n: int, max_ops: int, s: float) -> Measured:
+    """The Go program, in its own process: its CPU is its own (getrusage, all threads); its
+    system calls are not counted here."""
     cmd = [str(GO_BENCH), "--endpoint", endpoint, "--op", op, "--inflight", str(n)]
     cmd += ["--ops", str(max_ops), "--seconds", str(s)]
     out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     _GO_VERSIONS["go-clientv3"] = f"{out['client_version']} ({out['go_version']})"
     ops = out["ops"]
-    return ops, out["wall_s"], out["cpu_us_per_op"] * ops / 1e6
+    return Measured(ops, out["wall_s"], out["cpu_us_per_op"] * ops / 1e6, -1, -1, -1)
 
 
 def _run_loop(coro_factory: Callable[[], Awaitable[Any]]) -> Any:
@@ -185,8 +193,7 @@ def run(client: str, endpoint: str, op: str, n: int, max_ops: int, s: float) -> 
         out = _go_clientv3(endpoint, op, n, max_ops, s)
     else:
         raise SystemExit(f"unknown client {client!r}")
-    ops, wall, cpu = out
-    return Result(client, op, n, ops, wall, cpu)
+    return Result(client, op, n, out)
 
 
 def versions() -> dict[str, str]:
@@ -248,8 +255,11 @@ def main() -> None:
     if args.no_fsync:
         print("etcd: --unsafe-no-fsync")
     print()
-    print("| client | op | in flight | ops/s | client CPU µs/op | ops |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| client | op | in flight | ops/s | client CPU µs/op "
+        "| reads/writes/sleeps per 1000 ops | ops |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for result in results:
         print(result.row())
 
