@@ -1312,8 +1312,9 @@ cdef class H2Connection:
     cpdef object get_buffer(self, Py_ssize_t sizehint=-1):
         """A writable view for the next read to fill (asyncio's ``BufferedProtocol``):
         the free end of the connection's read buffer, so a read makes no new object (the
-        view of the whole buffer when it is empty, else a view of its free end). Follow each read with :meth:`buffer_updated`. Do not mix with
-        :meth:`receive` on one connection."""
+        view of the whole buffer when it is empty, else a view of its free end). Follow
+        each read with :meth:`buffer_updated`. Do not mix with :meth:`receive` on one
+        connection."""
         cdef Py_ssize_t left
         cdef char* buf
         if self.rbuf is None:
@@ -1884,10 +1885,12 @@ cdef class H2Connection:
         self.ping_acks_sent += 1
 
     cpdef release_ping(self):
-        """Queue the ack of the held PING, if one is held (see ``hold_ping_acks``)."""
+        """Queue the ack of the held PING, if one is held (see ``hold_ping_acks``) and the
+        connection is not closed."""
         if self.ping_held:
             self.ping_held = False
-            self._ping_ack(self.held_ping)
+            if not self.closed:
+                self._ping_ack(self.held_ping)
 
     cdef void _on_rst(self, const unsigned char* p, Py_ssize_t length,
                       uint32_t sid) except *:

@@ -570,6 +570,19 @@ def test_held_ping_acks_wait_for_release_while_calls_are_open() -> None:
     assert handle.result == b"done"
 
 
+def test_a_held_ping_ack_is_not_sent_once_the_connection_closed() -> None:
+    pair = Pair()
+    pair.core.hold_ping_acks = True
+    pair.core.start(Handle(), "/a.B/C", b"x", None)
+    pair.pump()
+    pair.srv.ping(b"late-ack")
+    assert _acks(pair.pump()) == [] and pair.core.ping_held
+    pair.core.close()
+    pair.core.data_to_send()  # (the GOAWAY)
+    pair.core.release_ping()
+    assert not pair.core.ping_held and pair.core.data_to_send() == b""
+
+
 def test_memoized_indexed_blocks_track_the_dynamic_table() -> None:
     """Indexed-only blocks are memoized by their bytes, but only while the dynamic table is
     unchanged: the same bytes mean something else after the table moves."""

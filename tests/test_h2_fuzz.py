@@ -207,6 +207,7 @@ def _run(chunks: list[bytes], buffered: bool) -> list[Any]:
     """Feed ``chunks`` to a core with calls open; check the invariants; return what every
     call and the connection ended with (for comparing two ways of reading)."""
     core = _h2.H2Connection("h:1", max_recv_bytes=1 << 20)
+    core.hold_ping_acks = True  # as the asyncio connection does: acks held, released below
     core.initiate()
     handles = [Handle() for _ in range(4)]
     for i, handle in enumerate(handles[:3]):
@@ -219,11 +220,14 @@ def _run(chunks: list[bytes], buffered: bool) -> list[Any]:
             _read_into(core, chunk)
         else:
             core.receive(chunk)
+        core.release_ping()  # (the asyncio connection's timer does this within 10 ms)
         out = core.data_to_send()
         assert isinstance(out, bytes)
         sent.append(out)
     if core.closed:
         assert isinstance(core.error, errors.EtcdError)
+    else:  # every PING answered
+        assert core.ping_acks_sent == core.pings_received and not core.ping_held
     for i, handle in enumerate(handles):
         assert len(handle.outcomes) <= 1
         for outcome in handle.outcomes:
