@@ -1,5 +1,6 @@
 """The benchmarks' load drivers: N workers (asyncio tasks or threads) call ``fn(*args)``
-until a count or a time limit is reached, whichever comes first.
+until a count or a time limit is reached, whichever comes first; and the workload the
+transport benchmarks share (its keys and value, and the etcd they run against).
 
 The drivers are the same for every client a benchmark compares, and they spend as little
 as they can per operation, so that a row measures the client, not its harness: the
@@ -11,11 +12,36 @@ at a time (one shared counter update and one clock read per batch) and runs a pl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, NamedTuple
+
+#: the value of every put, and the one key every get reads
+VALUE = b"v" * 64
+GET_KEY = b"/bench/get"
+#: the keys puts cycle through, made before any run: a run measures the client, not the
+#: formatting of its keys
+PUT_KEYS = [b"/bench/put/%06d" % i for i in range(10_240)]
+
+
+@contextlib.contextmanager
+def etcd_server(no_fsync: bool = False) -> Iterator[Any]:
+    """A local etcd 3.5 for a benchmark (``fastetcd.testing.EtcdServer``, an 8 GiB quota;
+    ``--unsafe-no-fsync`` if ``no_fsync``), with ``GET_KEY`` set."""
+    import fastetcd
+    from fastetcd.testing import EtcdServer
+
+    args = ["--quota-backend-bytes=8589934592"]
+    if no_fsync:
+        args.append("--unsafe-no-fsync")
+    with EtcdServer(args) as server:
+        with fastetcd.Client(server.endpoint) as setup:
+            setup.put(GET_KEY, VALUE)
+        yield server
+
 
 #: operations a worker takes at a time (the counter and the clock are read once per batch);
 #: fewer near the end, so that every worker stays busy until the last operations

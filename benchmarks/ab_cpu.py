@@ -30,25 +30,20 @@ import statistics
 import subprocess
 import sys
 
-VALUE = b"v" * 64
-GET_KEY = b"/bench/get"
-
 
 def _child(endpoint: str, op: str, inflight: int, ops: int) -> None:
     """Run ``ops`` operations with ``inflight`` in flight; print what was measured (JSON)."""
 
     import uvloop
-    from _drive import run_async
+    from _drive import GET_KEY, PUT_KEYS, VALUE, run_async
 
     import fastetcd
 
     async def main() -> None:
         async with fastetcd.AsyncClient(endpoint, transport="native") as client:
             if op == "put":
-                keys = [b"/bench/put/%06d" % i for i in range(10_240)]
-                measured = await run_async(
-                    client.put, [(k, VALUE) for k in keys], inflight, ops, 60.0
-                )
+                args = [(k, VALUE) for k in PUT_KEYS]
+                measured = await run_async(client.put, args, inflight, ops, 60.0)
             elif op == "get":
                 measured = await run_async(client.get, [(GET_KEY,)], inflight, ops, 60.0)
             else:
@@ -87,16 +82,10 @@ def main() -> None:
     args = parser.parse_args()
     if len(args.tree) != 2:
         raise SystemExit("give two trees: --tree A --tree B")
-    import fastetcd
-    from fastetcd.testing import EtcdServer
+    from _drive import etcd_server
 
     a, b = args.tree
-    etcd_args = ["--quota-backend-bytes=8589934592"]
-    if args.no_fsync:
-        etcd_args.append("--unsafe-no-fsync")
-    with EtcdServer(etcd_args) as server:
-        with fastetcd.Client(server.endpoint) as setup:
-            setup.put(GET_KEY, VALUE)
+    with etcd_server(args.no_fsync) as server:
         for op in args.ops.split(","):
             print(f"\n{op}, {args.inflight} in flight, {args.count:,} operations per run")
             print(
@@ -106,9 +95,13 @@ def main() -> None:
             print("|---|---:|---:|---:|---:|---:|---:|---:|")
             ratios = []
             for pair in range(1, args.pairs + 1):
-                order = (a, b) if pair % 2 else (b, a)
-                got = {t: _run(t, server.endpoint, op, args.inflight, args.count) for t in order}
-                ra, rb = got[a], got[b]
+                # (by position, so that A and B may be the same tree: an A/A run shows the noise)
+                order = (0, 1) if pair % 2 else (1, 0)
+                got = {
+                    i: _run((a, b)[i], server.endpoint, op, args.inflight, args.count)
+                    for i in order
+                }
+                ra, rb = got[0], got[1]
                 ratios.append(rb["us"] / ra["us"])
                 calls = " | ".join(f"{r['reads']:.0f}/{r['sleeps']:.0f}" for r in (ra, rb))
                 print(

@@ -41,19 +41,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import grpc  # noqa: E402
 import grpc.aio  # noqa: E402
-from _drive import Measured, run_async, run_threads  # noqa: E402
+from _drive import (  # noqa: E402
+    GET_KEY,
+    PUT_KEYS,
+    VALUE,
+    Measured,
+    etcd_server,
+    run_async,
+    run_threads,
+)
 
 import fastetcd  # noqa: E402
 from fastetcd import _plan  # noqa: E402
-from fastetcd.testing import EtcdServer  # noqa: E402
 
 try:
     import uvloop
 except ImportError:  # pragma: no cover - reported in the output
     uvloop = None  # type: ignore[assignment]
 
-VALUE = b"v" * 64
-GET_KEY = b"/bench/get"
 CLIENTS = [
     "native-async",
     "native-sync",
@@ -66,9 +71,9 @@ CLIENTS = [
 GO_BENCH = Path(__file__).resolve().parent / "go_client" / "go-bench"
 
 
-#: The put rows' keys, made before any row runs: a row measures the client, not the
-#: formatting of its keys (the raw rows go further and pre-encode whole requests).
-KEYS = [b"/bench/put/%06d" % i for i in range(10_240)]
+#: The put rows' keys are made before any row runs (the raw rows go further and
+#: pre-encode whole requests).
+KEYS = PUT_KEYS
 PUT_ARGS = [(key, VALUE) for key in KEYS]
 GET_ARGS = [(GET_KEY,)]
 
@@ -233,12 +238,7 @@ def main() -> None:
     inflights = [int(x) for x in args.inflight.split(",")]
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     results: list[Result] = []
-    etcd_args = ["--quota-backend-bytes=8589934592"]
-    if args.no_fsync:
-        etcd_args.append("--unsafe-no-fsync")
-    with EtcdServer(etcd_args) as server:
-        with fastetcd.Client(server.endpoint) as setup:
-            setup.put(GET_KEY, VALUE)
+    with etcd_server(args.no_fsync) as server:
         for op in ("put", "get"):
             for n in inflights:
                 for client in clients:
