@@ -29,8 +29,8 @@ PUT_KEYS = [b"/bench/put/%06d" % i for i in range(10_240)]
 
 @contextlib.contextmanager
 def etcd_server(no_fsync: bool = False) -> Iterator[Any]:
-    """A local etcd 3.5 for a benchmark (``fastetcd.testing.EtcdServer``, an 8 GiB quota;
-    ``--unsafe-no-fsync`` if ``no_fsync``), with ``GET_KEY`` set."""
+    """A local etcd for a benchmark (``fastetcd.testing.EtcdServer``: the etcd the tests
+    use; an 8 GiB quota; ``--unsafe-no-fsync`` if ``no_fsync``), with ``GET_KEY`` set."""
     import fastetcd
     from fastetcd.testing import EtcdServer
 

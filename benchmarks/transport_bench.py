@@ -71,10 +71,9 @@ CLIENTS = [
 GO_BENCH = Path(__file__).resolve().parent / "go_client" / "go-bench"
 
 
-#: The put rows' keys are made before any row runs (the raw rows go further and
-#: pre-encode whole requests).
-KEYS = PUT_KEYS
-PUT_ARGS = [(key, VALUE) for key in KEYS]
+#: The rows' arguments, made before any row runs (the raw rows go further and pre-encode
+#: whole requests).
+PUT_ARGS = [(key, VALUE) for key in PUT_KEYS]
 GET_ARGS = [(GET_KEY,)]
 
 
@@ -117,7 +116,7 @@ async def _raw_grpcio(endpoint: str, op: str, n: int, max_ops: int, s: float):  
     async with grpc.aio.insecure_channel(endpoint) as channel:
         if op == "put":
             method = channel.unary_unary(_plan.KV_PUT)
-            requests = [(_plan.put(key, VALUE).request,) for key in KEYS]
+            requests = [(_plan.put(key, VALUE).request,) for key in PUT_KEYS]
             return await run_async(method, requests, n, max_ops, s)
         method = channel.unary_unary(_plan.KV_RANGE)
         return await run_async(method, [(_plan.get(GET_KEY).request,)], n, max_ops, s)
@@ -130,7 +129,7 @@ async def _raw_native(endpoint: str, op: str, n: int, max_ops: int, s: float):  
     transport = NativeAsyncTransport(TransportConfig(endpoints=parse_endpoints(endpoint)))
     try:
         if op == "put":
-            requests = [(_plan.KV_PUT, _plan.put(key, VALUE).request, None) for key in KEYS]
+            requests = [(_plan.KV_PUT, _plan.put(key, VALUE).request, None) for key in PUT_KEYS]
             return await run_async(transport.unary, requests, n, max_ops, s)
         request = (_plan.KV_RANGE, _plan.get(GET_KEY).request, None)
         return await run_async(transport.unary, [request], n, max_ops, s)
