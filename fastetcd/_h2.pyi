@@ -110,3 +110,24 @@ class AsyncCaller:
     def __init__(self, client: Any, native_type: type) -> None: ...
     def use(self, slot: Any) -> None: ...
     def start(self, call: Any) -> Any: ...
+    def get(
+        self,
+        key: Any,
+        *,
+        revision: int = 0,
+        serializable: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
+    ) -> Any: ...
+    def put(
+        self,
+        key: Any,
+        value: Any,
+        *,
+        lease: int = 0,
+        prev_kv: bool = False,
+        ignore_value: bool = False,
+        ignore_lease: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
+    ) -> Any: ...

@@ -121,35 +121,12 @@ class AsyncClient(ClientBase):
         self._start: Callable[[Call[Any]], Coroutine[Any, Any, Any]] = (
             self._call if self._caller is None else self._caller.start
         )
-        #: How get and put start: on the native transport, its caller writes their requests
-        #: straight into a connection's output (no Call is planned unless needed); elsewhere
-        #: they are planned and started as the other calls are.
-        self._get: Callable[..., Coroutine[Any, Any, Any]] = (
-            self._start_get if self._caller is None else self._caller.get
-        )
-        self._put: Callable[..., Coroutine[Any, Any, Any]] = (
-            self._start_put if self._caller is None else self._caller.put
-        )
-
-    def _start_get(
-        self, key: BytesLike, revision: int, serializable: bool, timeout: float | None
-    ) -> Coroutine[Any, Any, KeyValue | None]:
-        return self._start(_plan_get(key, revision, serializable, timeout))
-
-    def _start_put(
-        self,
-        key: BytesLike,
-        value: BytesLike,
-        lease: int,
-        prev_kv: bool,
-        ignore_value: bool,
-        ignore_lease: bool,
-        timeout: float | None,
-        idempotent: bool,
-    ) -> Coroutine[Any, Any, PutResult]:
-        return self._start(
-            _plan_put(key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, idempotent)
-        )
+        if self._caller is not None:
+            # On the native transport, get and put are the caller's own methods (same
+            # signatures as the class's get and put below), bound over the class's: a get
+            # or a put is then one call, which writes its request straight into a
+            # connection's output (no Call is planned unless needed).
+            vars(self).update(get=self._caller.get, put=self._caller.put)
 
     def _start_auto_sync(self, interval: float) -> None:
         try:
@@ -290,8 +267,8 @@ class AsyncClient(ClientBase):
         timeout: float | None = None,
         idempotent: bool = False,
     ) -> Coroutine[Any, Any, KeyValue | None]:
-        # positionally: what the planner's compiled core, plan_get, takes (_plan.get)
-        return self._get(key, revision, serializable, timeout)
+        # (on the native transport, the client's AsyncCaller.get is bound over this)
+        return self._start(_plan_get(key, revision, serializable, timeout))
 
     @doc_of(_plan.range)
     def range(
@@ -380,9 +357,9 @@ class AsyncClient(ClientBase):
         timeout: float | None = None,
         idempotent: bool = False,
     ) -> Coroutine[Any, Any, PutResult]:
-        # positionally: what the planner's compiled core, plan_put, takes (_plan.put)
-        return self._put(
-            key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, idempotent
+        # (on the native transport, the client's AsyncCaller.put is bound over this)
+        return self._start(
+            _plan_put(key, value, lease, prev_kv, ignore_value, ignore_lease, timeout, idempotent)
         )
 
     @doc_of(_plan.delete)

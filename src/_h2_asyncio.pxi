@@ -899,10 +899,12 @@ cdef class AsyncCaller:
         c.call = planned
         return self._open(c, conn, PyBytes_GET_SIZE(planned.request))
 
-    def get(self, key, revision, serializable, timeout):
-        """Start a get (the client's ``get``; the arguments are ``plan_get``'s): its
-        request is written straight into a ready connection's output (no ``Call``, no
-        bytes object); else as :meth:`start` does with the planned ``Call``."""
+    def get(self, key, *, revision=0, serializable=False, timeout=None, idempotent=False):
+        """Start a get: the client's ``get`` itself (the client binds it as its ``get``,
+        so that a get is one call), with its arguments (``idempotent`` is accepted and
+        ignored there too: a get is always safe to retry). Its request is written straight
+        into a ready connection's output (no ``Call``, no bytes object); else as
+        :meth:`start` does with the planned ``Call``."""
         cdef AsyncConnectionBase conn = self._ready_connection()
         if conn is None:
             return self.client._call(_plan_get(key, revision, serializable, timeout))
@@ -920,11 +922,12 @@ cdef class AsyncCaller:
         c.flags = ser
         return self._open(c, conn, _get_size(k, rev, ser))
 
-    def put(self, key, value, lease, prev_kv, ignore_value, ignore_lease, timeout,
-            idempotent):
-        """Start a put (the client's ``put``; the arguments are ``plan_put``'s): its
-        request is written straight into a ready connection's output (no ``Call``, no
-        bytes object); else as :meth:`start` does with the planned ``Call``."""
+    def put(self, key, value, *, lease=0, prev_kv=False, ignore_value=False,
+            ignore_lease=False, timeout=None, idempotent=False):
+        """Start a put: the client's ``put`` itself (bound as the client's ``put``, as
+        :meth:`get` is), with its arguments. Its request is written straight into a ready
+        connection's output (no ``Call``, no bytes object); else as :meth:`start` does
+        with the planned ``Call``."""
         cdef AsyncConnectionBase conn = self._ready_connection()
         if conn is None:
             return self.client._call(_plan_put(

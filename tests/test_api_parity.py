@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 import fastetcd
 from fastetcd import _plan
 
@@ -34,6 +36,31 @@ def test_signatures_and_docs_match_the_plan() -> None:
             assert method.__doc__ and method.__doc__ == getattr(_plan, name).__doc__
         assert awaited(getattr(fastetcd.AsyncClient, name))
         assert not awaited(getattr(fastetcd.Client, name))
+
+
+def test_native_get_and_put_take_the_class_methods_parameters() -> None:
+    """On the native transport the client's get and put are its AsyncCaller's methods, bound
+    over the class's: they take the same parameters, by the same names, with the same
+    defaults (a keyword the class's method takes, the bound one takes too)."""
+    import asyncio
+
+    from fastetcd import _native
+
+    if not _native.available():
+        pytest.skip("the native transport is not built")
+
+    async def bound() -> tuple[object, dict[str, object]]:
+        async with fastetcd.AsyncClient("127.0.0.1:1", transport="native") as client:
+            return client._caller, {name: getattr(client, name) for name in ("get", "put")}
+
+    caller, methods = asyncio.run(bound())
+    for name, method in methods.items():
+        assert getattr(method, "__self__", None) is caller, name
+        expected = list(inspect.signature(getattr(fastetcd.AsyncClient, name)).parameters.values())
+        got = list(inspect.signature(method).parameters.values())  # type: ignore[arg-type]
+        assert [(p.name, p.kind, p.default) for p in got] == [
+            (p.name, p.kind, p.default) for p in expected[1:]
+        ], name
 
 
 def awaited(method: object) -> bool:
