@@ -23,6 +23,15 @@ its harness. Runs are bounded by count and by time (whichever ends first)::
 
     python3 benchmarks/transport_bench.py [--ops 20000] [--seconds 8] [--inflight 1,64,256]
                                           [--clients native-async,...] [--json]
+                                          [--repeat N] [--baselines go-clientv3,aetcd]
+
+With ``--repeat N`` each (operation, in flight) group runs N rounds, the clients in a
+rotated order each round (so that none always runs first or last as the machine's load
+drifts), and a second table gives each client's medians over the rounds and, for each
+baseline client, the ratios taken round by round: the baseline's CPU per operation over the
+client's (how many times less CPU the client spends) and the client's ops/s over the
+baseline's. On a shared machine a row's absolute CPU moves by ±20% from minute to minute;
+a ratio within one round moves less, and a median over rounds less still.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import argparse
 import asyncio
 import json
 import platform
+import statistics
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -233,22 +243,38 @@ def main() -> None:
         help="start etcd with --unsafe-no-fsync (not a default etcd: its puts then complete "
         "in batches as large as its gets'; tells the server's batching from the client's cost)",
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds per group, clients in a rotated order"
+    )
+    parser.add_argument(
+        "--baselines",
+        default="go-clientv3,aetcd",
+        help="clients the medians table gives ratios against (with --repeat > 1)",
+    )
     args = parser.parse_args()
     inflights = [int(x) for x in args.inflight.split(",")]
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    baselines = [c.strip() for c in args.baselines.split(",") if c.strip()]
     results: list[Result] = []
+    rounds: list[dict[str, Result]] = []  # per (op, in flight, round): client -> result
     with etcd_server(args.no_fsync) as server:
         for op in ("put", "get"):
             for n in inflights:
-                for client in clients:
-                    max_ops = args.ops_single if n == 1 else args.ops
-                    result = run(client, server.endpoint, op, n, max_ops, args.seconds)
-                    if result is not None:
-                        results.append(result)
-                        print(result.row(), file=sys.stderr, flush=True)
+                for r in range(args.repeat):
+                    order = clients[r % len(clients) :] + clients[: r % len(clients)]
+                    this_round: dict[str, Result] = {}
+                    for client in order:
+                        max_ops = args.ops_single if n == 1 else args.ops
+                        result = run(client, server.endpoint, op, n, max_ops, args.seconds)
+                        if result is not None:
+                            results.append(result)
+                            this_round[client] = result
+                            print(result.row(), file=sys.stderr, flush=True)
+                    rounds.append(this_round)
+    summary = _summary(rounds, clients, baselines) if args.repeat > 1 else []
     if args.json:
-        info = {"versions": versions(), "no_fsync": args.no_fsync}
-        print(json.dumps({**info, "results": [vars(r) for r in results]}))
+        info = {"versions": versions(), "no_fsync": args.no_fsync, "repeat": args.repeat}
+        print(json.dumps({**info, "results": [vars(r) for r in results], "summary": summary}))
         return
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()))
     if args.no_fsync:
@@ -261,6 +287,73 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for result in results:
         print(result.row())
+    if summary:
+        print()
+        print(f"Medians over {args.repeat} rounds (ranges in brackets); ratios round by round:")
+        print()
+        head = "| client | op | in flight | ops/s | client CPU µs/op |"
+        for b in baselines:
+            head += f" {b} CPU / CPU | ops/s / {b} ops/s |"
+        print(head)
+        print("|---|---|---|---|---|" + "---|---|" * len(baselines))
+        for row in summary:
+            line = (
+                f"| {row['client']} | {row['op']} | {row['inflight']} | "
+                f"{_spread(row['ops_per_s'], '{:,.0f}')} | {_spread(row['cpu_us'], '{:.1f}')} |"
+            )
+            for b in baselines:
+                ratios = row["vs"].get(b)
+                if ratios is None:
+                    line += " | |"
+                else:
+                    line += (
+                        f" {_spread(ratios['cpu'], '{:.1f}')} |"
+                        f" {_spread(ratios['ops_per_s'], '{:.2f}')} |"
+                    )
+            print(line)
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    """The median of ``values``, with their range in brackets."""
+    median = fmt.format(statistics.median(values))
+    return f"{median} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def _summary(
+    rounds: list[dict[str, Result]], clients: list[str], baselines: list[str]
+) -> list[dict[str, Any]]:
+    """Per (client, op, in flight): its ops/s and CPU per op in each round, and against each
+    baseline the ratios within each round (baseline CPU / CPU; ops/s / baseline ops/s)."""
+    groups: dict[tuple[str, int], list[dict[str, Result]]] = {}
+    for this_round in rounds:
+        if this_round:
+            first = next(iter(this_round.values()))
+            groups.setdefault((first.op, first.inflight), []).append(this_round)
+    summary = []
+    for (op, n), group in groups.items():
+        for client in clients:
+            mine = [r[client] for r in group if client in r]
+            if not mine:
+                continue
+            vs: dict[str, dict[str, list[float]]] = {}
+            for b in baselines:
+                pairs = [(r[client], r[b]) for r in group if client in r and b in r]
+                if b != client and pairs:
+                    vs[b] = {
+                        "cpu": [base.cpu_us / res.cpu_us for res, base in pairs],
+                        "ops_per_s": [res.ops_per_s / base.ops_per_s for res, base in pairs],
+                    }
+            summary.append(
+                {
+                    "client": client,
+                    "op": op,
+                    "inflight": n,
+                    "ops_per_s": [r.ops_per_s for r in mine],
+                    "cpu_us": [r.cpu_us for r in mine],
+                    "vs": vs,
+                }
+            )
+    return summary
 
 
 if __name__ == "__main__":
