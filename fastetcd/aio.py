@@ -125,8 +125,12 @@ class AsyncClient(ClientBase):
             # On the native transport, get and put are the caller's own methods (same
             # signatures as the class's get and put below), bound over the class's: a get
             # or a put is then one call, which writes its request straight into a
-            # connection's output (no Call is planned unless needed).
-            vars(self).update(get=self._caller.get, put=self._caller.put)
+            # connection's output (no Call is planned unless needed). Not where a subclass
+            # overrides the method, or it was replaced on the class (e.g. by a mock)
+            # before the client was made: then the class's attribute is used, as usual.
+            for name, method in _DIRECT.items():
+                if getattr(type(self), name) is method:
+                    vars(self)[name] = getattr(self._caller, name)
 
     def _start_auto_sync(self, interval: float) -> None:
         try:
@@ -501,3 +505,7 @@ class AsyncClient(ClientBase):
     @doc_of(_watch.request_progress_plan)
     async def request_progress(self) -> None:
         _watch.async_request_progress(self)
+
+
+#: The methods the native transport's caller takes the place of, per client (see _connect).
+_DIRECT = {"get": AsyncClient.get, "put": AsyncClient.put}

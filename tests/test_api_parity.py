@@ -4,6 +4,7 @@ docstrings of the planning functions they drive."""
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import pytest
 
@@ -61,6 +62,35 @@ def test_native_get_and_put_take_the_class_methods_parameters() -> None:
         assert [(p.name, p.kind, p.default) for p in got] == [
             (p.name, p.kind, p.default) for p in expected[1:]
         ], name
+
+
+def test_native_get_and_put_leave_overrides_and_class_patches_alone() -> None:
+    """The caller's get and put are bound only over the class's own methods: a subclass's
+    override, or a method replaced on the class before the client is made, is what the
+    client's attribute is."""
+    import asyncio
+    from unittest import mock
+
+    from fastetcd import _native
+
+    if not _native.available():
+        pytest.skip("the native transport is not built")
+
+    class Logged(fastetcd.AsyncClient):
+        def put(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            """Logs, then puts."""
+            return super().put(*args, **kwargs)
+
+    async def attributes(cls: type[fastetcd.AsyncClient]) -> tuple[object, object, object]:
+        async with cls("127.0.0.1:1", transport="native") as client:
+            return client._caller, client.get, client.put
+
+    caller, get, put = asyncio.run(attributes(Logged))
+    assert getattr(get, "__self__", None) is caller  # not overridden: the caller's
+    assert getattr(put, "__func__", None) is Logged.put  # overridden: the subclass's
+    with mock.patch.object(fastetcd.AsyncClient, "get") as patched:
+        caller, get, put = asyncio.run(attributes(fastetcd.AsyncClient))
+        assert get is patched and getattr(put, "__self__", None) is caller
 
 
 def awaited(method: object) -> bool:
