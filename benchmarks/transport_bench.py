@@ -252,6 +252,8 @@ def main() -> None:
         help="clients the medians table gives ratios against (with --repeat > 1)",
     )
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, not {args.repeat}")
     inflights = [int(x) for x in args.inflight.split(",")]
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     baselines = [c.strip() for c in args.baselines.split(",") if c.strip()]
