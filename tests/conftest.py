@@ -104,26 +104,36 @@ def transport(request: pytest.FixtureRequest) -> str:
     return request.param  # type: ignore[no-any-return]
 
 
-@pytest.fixture(params=["sync", "async"])
-def kv(request: pytest.FixtureRequest, etcd_server, transport: str):  # type: ignore[no-untyped-def]
-    """A client connected to the session's etcd: the blocking ``Client``, then the
-    ``AsyncClient`` (driven through ``SyncView``), on each transport under test."""
+def connected(endpoint: str, transport: str, kind: str):  # type: ignore[no-untyped-def]
+    """Yield ``(client, loop)`` connected to ``endpoint`` on ``transport``: for ``kind``
+    "sync" a blocking ``Client`` (loop None), for "async" an ``AsyncClient`` made inside a
+    private loop that drives it; closed after."""
     import fastetcd
 
-    if request.param == "sync":
-        client = fastetcd.Client(etcd_server.endpoint, transport=transport)
-        yield client
+    if kind == "sync":
+        client = fastetcd.Client(endpoint, transport=transport)
+        yield client, None
         client.close()
         return
     loop = _new_loop()
 
     async def make() -> fastetcd.AsyncClient:
-        return fastetcd.AsyncClient(etcd_server.endpoint, transport=transport)
+        return fastetcd.AsyncClient(endpoint, transport=transport)
 
     aclient = loop.run_until_complete(make())
-    yield SyncView(aclient, loop)
-    loop.run_until_complete(aclient.close())
-    loop.close()
+    try:
+        yield aclient, loop
+    finally:
+        loop.run_until_complete(aclient.close())
+        loop.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def kv(request: pytest.FixtureRequest, etcd_server, transport: str):  # type: ignore[no-untyped-def]
+    """A client connected to the session's etcd: the blocking ``Client``, then the
+    ``AsyncClient`` (driven through ``SyncView``), on each transport under test."""
+    for client, loop in connected(etcd_server.endpoint, transport, request.param):
+        yield client if loop is None else SyncView(client, loop)
 
 
 def pytest_configure(config: pytest.Config) -> None:

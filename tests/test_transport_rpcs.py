@@ -19,7 +19,7 @@ from fastetcd import errors
 from fastetcd._pb import auth_pb2, rpc_pb2
 from fastetcd.testing import EtcdServer
 
-from .conftest import _new_loop
+from .conftest import connected
 
 STATUS = "/etcdserverpb.Maintenance/Status"
 SNAPSHOT = "/etcdserverpb.Maintenance/Snapshot"
@@ -76,21 +76,8 @@ class Rpc:
 
 
 def _connect(endpoint: str, transport: str, kind: str) -> Iterator[Rpc]:
-    if kind == "sync":
-        with fastetcd.Client(endpoint, transport=transport) as client:
-            yield Rpc(client, None)
-        return
-    loop = _new_loop()
-
-    async def make() -> fastetcd.AsyncClient:
-        return fastetcd.AsyncClient(endpoint, transport=transport)
-
-    client = loop.run_until_complete(make())
-    try:
+    for client, loop in connected(endpoint, transport, kind):
         yield Rpc(client, loop)
-    finally:
-        loop.run_until_complete(client.close())
-        loop.close()
 
 
 @pytest.fixture(params=["sync", "async"])
